@@ -1,0 +1,217 @@
+"""The ``mailroom`` command: serve, mailbox and workflow administration, database migrations."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mailroom import __version__
+from mailroom.container import Container, build_container
+from mailroom.domain.mailboxes import Mailbox, normalise_mailbox_id
+from mailroom.errors import MailroomError
+from mailroom.services.mailboxes import parse_jsonl
+from mailroom.settings import Settings, SettingsError, load_settings
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory (default: $MAILROOM_DATA_DIR or ./mailroom-data).",
+)
+
+
+def settings_from(**overrides: Any) -> Settings:
+    try:
+        return load_settings(os.environ, **overrides)
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def open_container(data_dir: Path | None) -> Container:
+    return build_container(settings_from(data_dir=data_dir))
+
+
+@click.group()
+@click.version_option(__version__, prog_name="mailroom")
+def cli() -> None:
+    """Mailroom: a durable, MESH-compatible message exchange server."""
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default 8700).")
+@data_dir_option
+@click.option("--tls-cert", default=None, help="PEM certificate chain: serve HTTPS.")
+@click.option("--tls-key", default=None, help="PEM private key of --tls-cert.")
+@click.option("--tls-client-ca", default=None, help="CA bundle to verify client certificates with.")
+@click.option(
+    "--require-client-cert",
+    is_flag=True,
+    default=None,
+    help="Refuse connections without a valid client certificate.",
+)
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    default=None,
+    help="Serve mesh-sandbox's unauthenticated /admin test endpoints.",
+)
+def serve(**options: Any) -> None:
+    """Serve the MESH API (HTTP, or HTTPS with --tls-cert/--tls-key)."""
+    import uvicorn
+
+    from mailroom.web.app import create_app
+
+    settings = settings_from(**options)
+    app = create_app(settings)
+    tls: dict[str, Any] = {}
+    if settings.tls_cert:
+        tls = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}
+    if settings.tls_client_ca:
+        tls["ssl_ca_certs"] = settings.tls_client_ca
+        tls["ssl_cert_reqs"] = ssl.CERT_REQUIRED if settings.require_client_cert else ssl.CERT_OPTIONAL
+    scheme = "https" if tls else "http"
+    click.echo(
+        f"mailroom {__version__}: {scheme}://{settings.host}:{settings.port} "
+        f"data in {settings.data_dir.resolve()}" + (" [sandbox]" if settings.sandbox else "")
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        timeout_graceful_shutdown=10,
+        **tls,
+    )
+
+
+@cli.group()
+def mailbox() -> None:
+    """Create, list, disable and import mailboxes."""
+
+
+@mailbox.command("add")
+@click.argument("mailbox_id")
+@click.option("--password", required=True, help="Mailbox password (the MESH HMAC secret part).")
+@click.option("--name", default="", help="Mailbox name.")
+@click.option("--ods-code", default="", help="ODS code (used by endpoint lookup).")
+@click.option("--org-code", default="", help="Organisation code.")
+@click.option("--org-name", default="", help="Organisation name.")
+@click.option("--billing-entity", default="", help="Billing entity.")
+@data_dir_option
+def mailbox_add(
+    mailbox_id: str,
+    password: str,
+    name: str,
+    ods_code: str,
+    org_code: str,
+    org_name: str,
+    billing_entity: str,
+    data_dir: Path | None,
+) -> None:
+    """Create (or update) mailbox MAILBOX_ID."""
+    normalised = normalise_mailbox_id(mailbox_id)
+    if normalised is None:
+        raise click.BadParameter("letters, digits, '_' and '-' only, at most 100", param_hint="MAILBOX_ID")
+    container = open_container(data_dir)
+    new = container.mailboxes.add(
+        Mailbox(normalised, name, password, ods_code, org_code, org_name, billing_entity)
+    )
+    click.echo(f"{'added' if new else 'updated'} mailbox {normalised}")
+
+
+@mailbox.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@data_dir_option
+def mailbox_list(as_json: bool, data_dir: Path | None) -> None:
+    """List mailboxes (passwords are never shown)."""
+    for box in open_container(data_dir).mailboxes.all():
+        row = {
+            "mailbox_id": box.mailbox_id,
+            "mailbox_name": box.mailbox_name,
+            "ods_code": box.ods_code,
+            "org_code": box.org_code,
+            "billing_entity": box.billing_entity,
+            "active": box.active,
+        }
+        if as_json:
+            click.echo(json.dumps(row))
+        else:
+            state = "active" if box.active else "disabled"
+            click.echo(f"{box.mailbox_id:<20} {state:<9} {box.ods_code:<8} {box.mailbox_name}")
+
+
+@mailbox.command("disable")
+@click.argument("mailbox_id")
+@data_dir_option
+def mailbox_disable(mailbox_id: str, data_dir: Path | None) -> None:
+    """Disable a mailbox: it can no longer authenticate or receive."""
+    _set_active(mailbox_id, False, data_dir)
+
+
+@mailbox.command("enable")
+@click.argument("mailbox_id")
+@data_dir_option
+def mailbox_enable(mailbox_id: str, data_dir: Path | None) -> None:
+    """Enable a disabled mailbox again."""
+    _set_active(mailbox_id, True, data_dir)
+
+
+def _set_active(mailbox_id: str, active: bool, data_dir: Path | None) -> None:
+    try:
+        open_container(data_dir).mailboxes.set_active(mailbox_id.upper(), active)
+    except MailroomError as exc:
+        raise click.ClickException(f"{mailbox_id.upper()}: {exc.description}") from None
+    click.echo(f"{'enabled' if active else 'disabled'} mailbox {mailbox_id.upper()}")
+
+
+@mailbox.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@data_dir_option
+def mailbox_import(file: Any, data_dir: Path | None) -> None:
+    """Import mailboxes from a mesh-sandbox style mailboxes.jsonl."""
+    try:
+        result = open_container(data_dir).mailboxes.import_mailboxes(parse_jsonl(file))
+    except MailroomError as exc:
+        raise click.ClickException(f"{exc.description}") from None
+    click.echo(f"imported mailboxes: {result.added} added, {result.updated} updated")
+
+
+@cli.group()
+def workflow() -> None:
+    """Import workflow registrations (who may send and receive a workflow)."""
+
+
+@workflow.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@data_dir_option
+def workflow_import(file: Any, data_dir: Path | None) -> None:
+    """Import workflows from a mesh-sandbox style workflows.jsonl."""
+    try:
+        count = open_container(data_dir).mailboxes.import_workflows(parse_jsonl(file))
+    except MailroomError as exc:
+        raise click.ClickException(f"{exc.description}") from None
+    click.echo(f"imported {count} workflows")
+
+
+@cli.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@data_dir_option
+def db_upgrade(data_dir: Path | None) -> None:
+    """Create or upgrade the database schema to the latest revision."""
+    from mailroom.storage.db import create_database
+    from mailroom.storage.migrate import current_revision, upgrade
+
+    settings = settings_from(data_dir=data_dir)
+    database = create_database(settings.resolved_database_url)
+    upgrade(database)
+    click.echo(f"database at revision {current_revision(database)}")

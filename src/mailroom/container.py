@@ -1,0 +1,84 @@
+"""Builds the engine, payload store, clock and services once; passed down, never global."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailroom.clock import Clock, SystemClock
+from mailroom.services.authentication import AuthenticationService
+from mailroom.services.mailboxes import MailboxService
+from mailroom.services.maintenance import MaintenanceService
+from mailroom.services.receiving import ReceivingService, TrackingService
+from mailroom.services.sandbox import SandboxService
+from mailroom.services.sending import SendingService
+from mailroom.settings import Settings
+from mailroom.storage.db import Database, create_database
+from mailroom.storage.migrate import upgrade
+from mailroom.storage.payloads import PayloadStore
+from mailroom.storage.payloads.factory import create_payload_store
+
+
+@dataclass
+class Container:
+    settings: Settings
+    db: Database
+    payloads: PayloadStore
+    clock: Clock
+    auth: AuthenticationService
+    mailboxes: MailboxService
+    sending: SendingService
+    receiving: ReceivingService
+    tracking: TrackingService
+    maintenance: MaintenanceService
+    sandbox: SandboxService
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def resolve_shared_key(settings: Settings) -> str:
+    """The configured key, or one generated once into the data directory (mode 0600)."""
+    if settings.shared_key:
+        return settings.shared_key
+    path = settings.data_dir / "shared.key"
+    if not path.exists():
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        _write_private(path, secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text + "\n")
+
+
+def build_container(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    payloads: PayloadStore | None = None,
+    migrate: bool = True,
+) -> Container:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    clock = clock or SystemClock()
+    db = create_database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    if migrate:
+        upgrade(db)
+    store = payloads or create_payload_store(settings)
+    return Container(
+        settings=settings,
+        db=db,
+        payloads=store,
+        clock=clock,
+        auth=AuthenticationService(settings, db, clock, resolve_shared_key(settings)),
+        mailboxes=MailboxService(db, clock),
+        sending=SendingService(settings, db, store, clock),
+        receiving=ReceivingService(settings, db, clock),
+        tracking=TrackingService(db),
+        maintenance=MaintenanceService(settings, db, store, clock),
+        sandbox=SandboxService(db, store, clock),
+    )

@@ -1,0 +1,124 @@
+"""The one domain error tree. No HTTP here: each face translates these once.
+
+MailroomError
+ ├── AuthenticationFailed      token missing, malformed, wrong, stale or replayed
+ ├── ValidationFailed          a request value breaks a documented rule (field location known)
+ ├── BadRequest                a MESH-coded 400 (blank Mex-To, invalid checksum)
+ ├── MalformedControlFile      MESH TRANSFER/06: control characters or URLs in headers
+ ├── NotFound                  unknown mailbox, message or chunk
+ │    └── MessageNotFound      MESH RECEIVE/20
+ ├── Forbidden                 the caller may not touch this resource
+ ├── Gone                      the message exists but can no longer be downloaded
+ ├── Locked                    chunk upload to a message that is already complete
+ ├── ChunkOutOfRange           chunk number beyond the declared total
+ ├── SendRejected              a send-side business rule (recipient, body, chunk header, workflow)
+ ├── UnsupportedEncoding       Content-Encoding other than gzip
+ ├── PayloadTooLarge           a body, message or count over the configured limit
+ └── Ambiguous                 more than one message matches (tracking by local id)
+"""
+
+from __future__ import annotations
+
+
+class MailroomError(Exception):
+    """Base of every error Mailroom raises on purpose.
+
+    ``event``/``code``/``description`` are the MESH error triple; ``message_id`` is set
+    when the error concerns a known message.
+    """
+
+    event: str = ""
+    code: str = ""
+    description: str = "An internal error occurred."
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        event: str | None = None,
+        code: str | None = None,
+        message_id: str | None = None,
+    ) -> None:
+        if description is not None:
+            self.description = description
+        if event is not None:
+            self.event = event
+        if code is not None:
+            self.code = code
+        self.message_id = message_id
+        super().__init__(self.description)
+
+
+class AuthenticationFailed(MailroomError):
+    description = "Invalid Authentication Token"
+
+
+class ValidationFailed(MailroomError):
+    """A request value is missing or out of range; rendered in FastAPI's validation shape."""
+
+    def __init__(
+        self, location: str, name: str, msg: str, *, kind: str = "value_error", value: str | None = None
+    ) -> None:
+        super().__init__(msg)
+        self.location = location
+        self.name = name
+        self.kind = kind
+        self.value = value
+
+
+class BadRequest(MailroomError):
+    description = "Bad request"
+
+
+class MalformedControlFile(MailroomError):
+    event = "TRANSFER"
+    code = "06"
+    description = "MalformedControlFile"
+
+
+class NotFound(MailroomError):
+    description = "Not Found"
+
+
+class MessageNotFound(NotFound):
+    event = "RECEIVE"
+    code = "20"
+    description = "Message does not exist"
+
+
+class Forbidden(MailroomError):
+    description = "Forbidden"
+
+
+class Gone(MailroomError):
+    event = "SEND"
+    code = "Message already accepted"
+    description = "Message no longer available for download"
+
+
+class Locked(MailroomError):
+    description = "Message has been finalised; no more chunks can be sent"
+
+
+class ChunkOutOfRange(MailroomError):
+    description = "Chunk number is beyond the message's total chunks"
+
+
+class SendRejected(MailroomError):
+    event = "SEND"
+
+
+class UnsupportedEncoding(MailroomError):
+    event = "SEND"
+    code = "UnsupportedContentEncoding"
+    description = "Unsupported content encoding"
+
+
+class PayloadTooLarge(MailroomError):
+    event = "SEND"
+    code = "MaxSizeExceeded"
+    description = "Request body exceeds the maximum size"
+
+
+class Ambiguous(MailroomError):
+    description = "Multiple messages match"

@@ -1,0 +1,154 @@
+"""Background work every server process runs: expiry with non-delivery reports, payload purge,
+token clean-up and orphan removal. Each step changes a message with a conditional update, so a
+message is expired and reported exactly once however many processes sweep at the same time."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from mailroom.clock import Clock
+from mailroom.domain.messages import (
+    Message,
+    MessageStatus,
+    MessageType,
+    Metadata,
+    Party,
+)
+from mailroom.domain.reports import SYSTEM_SENDER_NAME, ReportSpec, not_collected_report
+from mailroom.ids import new_message_id
+from mailroom.services.sending import party
+from mailroom.settings import Settings
+from mailroom.storage.db import Database
+from mailroom.storage.payloads import PayloadStore
+from mailroom.storage.repos import mailboxes, messages, tokens
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+ORPHAN_GRACE = timedelta(hours=1)
+
+
+@dataclass
+class SweepResult:
+    expired: list[str] = field(default_factory=list)
+    reports: list[str] = field(default_factory=list)
+    purged: int = 0
+    orphans: int = 0
+    tokens: int = 0
+
+
+def system_party() -> Party:
+    return Party(mailbox_id="", name=SYSTEM_SENDER_NAME, ods_code="X26", org_name="NHS England")
+
+
+def report_message(
+    spec: ReportSpec, recipient: Party, now: datetime, status: MessageStatus, *, file_name: str = ""
+) -> Message:
+    """A REPORT in ``recipient``'s inbox (empty body, zero chunks)."""
+    return Message(
+        message_id=new_message_id(now),
+        message_type=MessageType.REPORT,
+        sender=system_party(),
+        recipient=recipient,
+        meta=Metadata(
+            workflow_id=spec.workflow_id, local_id=spec.local_id, subject=spec.subject, file_name=file_name
+        ),
+        total_chunks=0,
+        file_size=0,
+        status=status,
+        detail=spec.detail,
+        created_at=now,
+        status_at=now,
+        accepted_at=now,
+        acknowledged_at=None,
+        inbox_expires_at=None,
+    )
+
+
+class MaintenanceService:
+    def __init__(self, settings: Settings, db: Database, payloads: PayloadStore, clock: Clock) -> None:
+        self._settings = settings
+        self._db = db
+        self._payloads = payloads
+        self._clock = clock
+
+    def sweep(self) -> SweepResult:
+        result = SweepResult()
+        self.expire(result)
+        self.purge(result)
+        with self._db.write() as conn:
+            result.tokens = tokens.forget_expired(conn, self._clock.now())
+        result.orphans = self.remove_orphans()
+        self._payloads.remove_stale_uploads(ORPHAN_GRACE)
+        return result
+
+    def expire(self, result: SweepResult) -> None:
+        while True:
+            with self._db.read() as conn:
+                due = messages.due_for_expiry(conn, self._clock.now(), BATCH)
+            for message_id in due:
+                report_id = self._expire_one(message_id)
+                if report_id:
+                    result.expired.append(message_id)
+                    result.reports.append(report_id)
+            if len(due) < BATCH:
+                return
+
+    def _expire_one(self, message_id: str) -> str | None:
+        now = self._clock.now()
+        with self._db.write() as conn:
+            original = messages.get(conn, message_id, for_update=True)
+            if original is None or original.status is not MessageStatus.ACCEPTED:
+                return None
+            recipient = mailboxes.get(conn, original.recipient.mailbox_id)
+            spec = not_collected_report(
+                original,
+                self._settings.inbox_retention,
+                deactivated=recipient is not None and not recipient.active,
+            )
+            if not messages.change_status(
+                conn,
+                message_id,
+                MessageStatus.UNDELIVERABLE,
+                now,
+                only_from=[MessageStatus.ACCEPTED],
+                detail=spec.detail,
+            ):
+                return None
+            sender = mailboxes.get(conn, original.sender.mailbox_id)
+            recipient_party = original.sender if sender is None else party(sender)
+            report = report_message(spec, recipient_party, now, MessageStatus.ACCEPTED)
+            messages.insert_message(conn, report)
+            messages.add_event(conn, report.message_id, MessageStatus.ACCEPTED, now, spec.detail)
+        log.info("expired %s; report %s sent to %s", message_id, report.message_id, spec.recipient_id)
+        return report.message_id
+
+    def purge(self, result: SweepResult) -> None:
+        cutoff = self._clock.now() - self._settings.payload_retention
+        while True:
+            with self._db.read() as conn:
+                due = messages.due_for_purge(conn, cutoff, BATCH)
+            for message_id in due:
+                self._payloads.delete_message(message_id)
+                with self._db.write() as conn:
+                    messages.mark_purged(conn, message_id)
+            result.purged += len(due)
+            if len(due) < BATCH:
+                return
+
+    def remove_orphans(self) -> int:
+        """Payloads whose message row never committed (a crash mid-send), after a grace period."""
+        cutoff = (self._clock.now() - ORPHAN_GRACE).strftime("%Y%m%d%H%M%S%f")
+        candidates = [mid for mid in self._payloads.message_ids() if mid[:20] < cutoff]
+        removed = 0
+        for start in range(0, len(candidates), 500):
+            batch = candidates[start : start + 500]
+            with self._db.read() as conn:
+                known = messages.existing_ids(conn, batch)
+            for message_id in batch:
+                if message_id not in known:
+                    self._payloads.delete_message(message_id)
+                    removed += 1
+        return removed

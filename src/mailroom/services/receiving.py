@@ -1,0 +1,196 @@
+"""Receiving: inbox pages, counts, downloads and acknowledgement."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from mailroom.clock import Clock
+from mailroom.domain.messages import Message, MessageStatus, WorkflowFilter
+from mailroom.errors import Ambiguous, Forbidden, Gone, MessageNotFound, NotFound, ValidationFailed
+from mailroom.services.authentication import MailboxPrincipal
+from mailroom.settings import AfterAck, Settings
+from mailroom.storage.db import Database
+from mailroom.storage.repos import messages
+from mailroom.storage.repos.messages import ChunkRow, InboxPosition
+
+RICH_WINDOW = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class InboxPage:
+    message_ids: list[str]
+    next_token: str | None  # opaque v2 token; None on the last page
+    approx_count: int
+
+
+@dataclass(frozen=True)
+class Download:
+    """A message and the chunk asked for (None for a REPORT, whose body is empty)."""
+
+    message: Message
+    chunk_no: int
+    chunk: ChunkRow | None
+
+
+@dataclass(frozen=True)
+class RecentPage:
+    messages: list[Message]
+    next_token: str | None
+
+
+def encode_position(created: datetime, message_id: str) -> str:
+    raw = json.dumps({"t": created.isoformat(), "m": message_id}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_position(token: str, name: str = "continue_from") -> tuple[datetime, str]:
+    try:
+        padded = token + "=" * (-len(token) % 4)
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        stamp = datetime.fromisoformat(data["t"])
+        message_id = data["m"]
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise ValidationFailed(
+            "query", name, "continue_from is not a token this server issued", value=token
+        ) from None
+    if stamp.tzinfo is None or not isinstance(message_id, str):
+        raise ValidationFailed("query", name, "continue_from is not a token this server issued", value=token)
+    return stamp, message_id
+
+
+class ReceivingService:
+    def __init__(self, settings: Settings, db: Database, clock: Clock) -> None:
+        self._settings = settings
+        self._db = db
+        self._clock = clock
+
+    def inbox(
+        self,
+        principal: MailboxPrincipal,
+        *,
+        limit: int,
+        continue_from: str | None = None,
+        after_message_id: str | None = None,
+        workflow_filter: WorkflowFilter | None = None,
+    ) -> InboxPage:
+        """One page, oldest first. v2 pages on an opaque token, v1 on the last id seen."""
+        with self._db.read() as conn:
+            after = None
+            if continue_from is not None:
+                after = InboxPosition(*decode_position(continue_from))
+            elif after_message_id is not None:
+                last = messages.get(conn, after_message_id)
+                if last is None or last.recipient.mailbox_id != principal.mailbox_id or not last.accepted_at:
+                    raise ValidationFailed(
+                        "query", "continue_from", "unknown message id", value=after_message_id
+                    )
+                after = InboxPosition(last.accepted_at, last.message_id)
+            rows = messages.inbox_page(
+                conn, principal.mailbox_id, after=after, limit=limit + 1, workflow_filter=workflow_filter
+            )
+            count = messages.inbox_count(conn, principal.mailbox_id)
+        page = rows[:limit]
+        token = encode_position(page[-1].accepted_at, page[-1].message_id) if len(rows) > limit else None
+        return InboxPage([row.message_id for row in page], token, count)
+
+    def count(self, principal: MailboxPrincipal) -> int:
+        with self._db.read() as conn:
+            return messages.inbox_count(conn, principal.mailbox_id)
+
+    def download(self, principal: MailboxPrincipal, message_id: str, chunk_no: int) -> Download:
+        with self._db.read() as conn:
+            message = messages.get(conn, message_id)
+            if message is None:
+                raise MessageNotFound(message_id=message_id)
+            if message.recipient.mailbox_id != principal.mailbox_id:
+                raise Forbidden(message_id=message_id)
+            self._check_downloadable(message)
+            if message.is_report:
+                return Download(message, chunk_no, None)
+            chunk = messages.get_chunk(conn, message_id, chunk_no)
+        if chunk is None or chunk_no > message.total_chunks:
+            raise MessageNotFound(message_id=message_id)
+        return Download(message, chunk_no, chunk)
+
+    def head(self, principal: MailboxPrincipal, message_id: str) -> Message:
+        """Metadata for the recipient (downloadable messages) or the sender (any status)."""
+        with self._db.read() as conn:
+            message = messages.get(conn, message_id)
+        if message is None:
+            raise MessageNotFound(message_id=message_id)
+        if message.recipient.mailbox_id == principal.mailbox_id:
+            self._check_downloadable(message)
+            return message
+        if message.sender.mailbox_id == principal.mailbox_id:
+            return message
+        raise MessageNotFound(message_id=message_id)
+
+    def _check_downloadable(self, message: Message) -> None:
+        allowed = {MessageStatus.ACCEPTED}
+        if self._settings.download_after_ack is AfterAck.ALLOW:
+            allowed.add(MessageStatus.ACKNOWLEDGED)
+        if message.status not in allowed:
+            raise Gone(message_id=message.message_id)
+
+    def acknowledge(self, principal: MailboxPrincipal, message_id: str) -> None:
+        """Idempotent: acknowledging twice, or a message in another state, changes nothing."""
+        with self._db.write() as conn:
+            message = messages.get(conn, message_id, for_update=True)
+            if message is None:
+                raise MessageNotFound(message_id=message_id)
+            if message.recipient.mailbox_id != principal.mailbox_id:
+                raise Forbidden(message_id=message_id)
+            now = self._clock.now()
+            messages.change_status(
+                conn,
+                message_id,
+                MessageStatus.ACKNOWLEDGED,
+                now,
+                only_from=[MessageStatus.ACCEPTED],
+                acknowledged_at=now,
+            )
+
+    def recent(
+        self,
+        principal: MailboxPrincipal,
+        *,
+        outbox: bool,
+        limit: int,
+        start_time: datetime | None,
+        continue_from: str | None,
+    ) -> RecentPage:
+        """Rich inbox or outbox: every message of any status since ``start_time``, newest first."""
+        since = start_time or self._clock.now() - RICH_WINDOW
+        before = decode_position(continue_from) if continue_from else None
+        party = {"sender" if outbox else "recipient": principal.mailbox_id}
+        with self._db.read() as conn:
+            rows = messages.recent(conn, since=since, before=before, limit=limit + 1, **party)
+        page = rows[:limit]
+        token = encode_position(page[-1].created_at, page[-1].message_id) if len(rows) > limit else None
+        return RecentPage(page, token)
+
+
+class TrackingService:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def by_message_id(self, principal: MailboxPrincipal, message_id: str) -> Message:
+        """Only the sender may track; anything else is 404, as in Spine."""
+        with self._db.read() as conn:
+            message = messages.get(conn, message_id)
+        if message is None or message.sender.mailbox_id != principal.mailbox_id:
+            raise MessageNotFound(message_id=message_id)
+        return message
+
+    def by_local_id(self, principal: MailboxPrincipal, local_id: str) -> Message:
+        with self._db.read() as conn:
+            found = messages.by_local_id(conn, principal.mailbox_id, local_id)
+        if not found:
+            raise NotFound("Message does not exist", event="TRACK", code="20")
+        if len(found) > 1:
+            raise Ambiguous("Multiple messages found for this local id")
+        return found[0]

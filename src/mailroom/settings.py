@@ -1,0 +1,242 @@
+"""Typed settings, read once from the environment (``MAILROOM_*``) and passed down.
+
+Every field has a default and help text; ``docs/configuration.md`` documents each one
+(a test keeps the two in step). Nothing here is read at import time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "MAILROOM_"
+
+#: Maximum lengths of MESH request headers (spec §8); overridable per header.
+DEFAULT_HEADER_LIMITS: Mapping[str, int] = {
+    "mex-to": 100,
+    "mex-from": 100,
+    "mex-workflowid": 300,
+    "mex-chunk-range": 20,
+    "mex-subject": 500,
+    "mex-localid": 300,
+    "mex-partnerid": 500,
+    "mex-filename": 300,
+    "mex-content-checksum": 100,
+    "mex-content-type": 100,
+    "mex-content-encrypted": 20,
+    "mex-content-compressed": 20,
+    "mex-clientversion": 500,
+    "mex-osname": 500,
+    "mex-osversion": 500,
+    "mex-osarchitecture": 500,
+    "mex-javaversion": 500,
+    "authorization": 1000,
+}
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+class AfterAck(StrEnum):
+    """What a download of an acknowledged message gets (spec §10.1)."""
+
+    GONE = "gone"  # 410, as the MESH documentation says
+    ALLOW = "allow"  # 200, as mesh-sandbox does
+
+
+def _help(text: str, **kw: Any) -> Any:
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = _help(
+        "Directory holding the SQLite database, payload files and generated keys.",
+        default=Path("mailroom-data"),
+    )
+    database_url: str = _help(
+        "SQLAlchemy URL of the metadata database; empty means `sqlite:///{data_dir}/mailroom.db`.", default=""
+    )
+    shared_key: str = _help(
+        "MESH environment shared secret used as the HMAC key of `NHSMESH` tokens. "
+        "Empty means a random key generated once into `{data_dir}/shared.key`.",
+        default="",
+    )
+    host: str = _help("Address `mailroom serve` listens on.", default="127.0.0.1")
+    port: int = _help("Port `mailroom serve` listens on.", default=8700)
+    tls_cert: str = _help("PEM certificate (chain) to serve HTTPS with; empty serves plain HTTP.", default="")
+    tls_key: str = _help("PEM private key of `tls_cert`.", default="")
+    tls_client_ca: str = _help("PEM CA bundle used to verify client certificates (mutual TLS).", default="")
+    require_client_cert: bool = _help(
+        "Refuse TLS connections without a client certificate signed by "
+        "`tls_client_ca` (otherwise the certificate is optional).",
+        default=False,
+    )
+    sandbox: bool = _help(
+        "Serve mesh-sandbox's unauthenticated test-control endpoints (`/admin/...`). "
+        "Never enable in production.",
+        default=False,
+    )
+    env_name: str = _help("Environment name reported by the health endpoints.", default="local")
+    build_label: str = _help("Build label reported by the health endpoints.", default="mailroom")
+    auth_check_clock: bool = _help(
+        "Reject tokens whose timestamp is outside `auth_clock_skew` of server time (real MESH does).",
+        default=True,
+    )
+    auth_clock_skew: timedelta = _help(
+        "Allowed distance between token timestamp and server time.", default=timedelta(hours=2)
+    )
+    auth_single_use_tokens: bool = _help(
+        "Reject a token that has been used before (403), as real MESH does.", default=True
+    )
+    check_mex_from: bool = _help(
+        "Reject a send whose `Mex-From` names another mailbox than the token's (417 SEND/07).", default=True
+    )
+    enforce_workflows: bool = _help(
+        "Enforce workflow sender/receiver registrations at send time "
+        "(417 SEND/16, SEND/17). Off in mesh-sandbox and by default.",
+        default=False,
+    )
+    download_after_ack: AfterAck = _help(
+        "`gone`: downloading an acknowledged message gives 410 (MESH docs); `allow`: 200 (mesh-sandbox).",
+        default=AfterAck.GONE,
+    )
+    compress_downloads: bool = _help(
+        "gzip plain stored chunks on the fly for v2 clients that accept gzip "
+        "(mesh-sandbox may; real MESH need not).",
+        default=False,
+    )
+    max_chunk_bytes: int = _help(
+        "Largest request body (one message or one chunk), in bytes; larger gives 413.",
+        default=100 * 1024 * 1024,
+    )
+    max_message_bytes: int = _help(
+        "Largest total size of a chunked message, in bytes.", default=100 * 1024 * 1024 * 1024
+    )
+    max_chunks: int = _help(
+        "Largest number of chunks a message may declare in `Mex-Chunk-Range`.", default=10_000
+    )
+    header_limits: Mapping[str, int] = _help(
+        "Maximum lengths of request headers, as `name=length,...` overriding the spec's table.",
+        default_factory=lambda: dict(DEFAULT_HEADER_LIMITS),
+    )
+    inbox_retention: timedelta = _help(
+        "How long an accepted message waits in the inbox before it "
+        "expires and the sender gets a non-delivery report (code 14).",
+        default=timedelta(days=5),
+    )
+    payload_retention: timedelta = _help(
+        "How long payloads of acknowledged or expired messages are kept.", default=timedelta(days=30)
+    )
+    sweep_interval: timedelta = _help(
+        "How often each server process runs the expiry and purge sweep; 0 disables it.",
+        default=timedelta(seconds=60),
+    )
+    sqlite_synchronous: str = _help(
+        "SQLite `PRAGMA synchronous` (FULL makes every commit durable against power loss).", default="FULL"
+    )
+    log_level: str = _help("Logging level of the server.", default="info")
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.resolve() / 'mailroom.db'}"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"90"``/``"90s"``, ``"15m"``, ``"2h"``, ``"5d"`` → timedelta."""
+    match = _DURATION.match(text)
+    if not match:
+        raise SettingsError(f"not a duration: {text!r} (use e.g. 30s, 15m, 2h, 5d)")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on", "y"}:
+        return True
+    if lowered in {"0", "false", "no", "off", "n", ""}:
+        return False
+    raise SettingsError(f"not a boolean: {text!r}")
+
+
+def parse_header_limits(text: str) -> dict[str, int]:
+    limits = dict(DEFAULT_HEADER_LIMITS)
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise SettingsError(f"header limit must look like name=length: {item!r}")
+        limits[name.strip().lower()] = int(value)
+    return limits
+
+
+def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
+    kind = f.type
+    try:
+        if kind == "Path":
+            return Path(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "bool":
+            return parse_bool(raw)
+        if kind == "timedelta":
+            return parse_duration(raw)
+        if kind == "AfterAck":
+            return AfterAck(raw.strip().lower())
+        if kind == "Mapping[str, int]":
+            return parse_header_limits(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{ENV_PREFIX}{f.name.upper()}: {exc}") from None
+    return raw
+
+
+def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
+    """Build settings from ``MAILROOM_*`` variables, then explicit overrides (CLI flags)."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        raw = environ.get(ENV_PREFIX + f.name.upper())
+        if raw is not None:
+            values[f.name] = _convert(f, raw)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**values)
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if settings.max_chunk_bytes <= 0 or settings.max_message_bytes <= 0 or settings.max_chunks <= 0:
+        raise SettingsError("size and count limits must be positive")
+    if bool(settings.tls_cert) != bool(settings.tls_key):
+        raise SettingsError("tls_cert and tls_key go together")
+    if settings.require_client_cert and not settings.tls_client_ca:
+        raise SettingsError("require_client_cert needs tls_client_ca")
+    if settings.tls_client_ca and not settings.tls_cert:
+        raise SettingsError("tls_client_ca needs tls_cert and tls_key")
+    if settings.sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise SettingsError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
+
+
+def setting_docs() -> list[tuple[str, str, str]]:
+    """(environment variable, default, help) for every setting, for docs and `--help`."""
+    rows = []
+    defaults = Settings()
+    for f in dataclasses.fields(Settings):
+        default = getattr(defaults, f.name)
+        shown = ",".join(f"{k}={v}" for k, v in default.items()) if isinstance(default, Mapping) else default
+        rows.append((ENV_PREFIX + f.name.upper(), str(shown), f.metadata["help"]))
+    return rows

@@ -1,0 +1,109 @@
+"""Payloads as files: temp file + fsync + rename, directories fsynced, paths never from clients."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from mailroom.ids import is_generated_id
+from mailroom.storage.payloads.base import InvalidKey, PayloadMissing, StoredPayload, check_key
+
+READ_SIZE = 256 * 1024
+
+
+class FilesystemPayloadStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self._objects = self.root / "objects"
+        self._tmp = self.root / "tmp"
+        self._objects.mkdir(parents=True, exist_ok=True)
+        self._tmp.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        message_id, _, chunk = check_key(key).partition("/")
+        path = (self._objects / message_id[:8] / message_id / chunk).resolve()
+        if not path.is_relative_to(self._objects):
+            raise InvalidKey(key)
+        return path
+
+    def put(self, key: str, data: Iterable[bytes]) -> StoredPayload:
+        final = self._path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp_name = _mkstemp(self._tmp)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for piece in data:
+                    handle.write(piece)
+                    digest.update(piece)
+                    size += len(piece)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_name, final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+        _fsync_dir(final.parent)
+        _fsync_dir(final.parent.parent)
+        return StoredPayload(size=size, sha256=digest.hexdigest())
+
+    def open(self, key: str) -> Iterator[bytes]:
+        try:
+            handle = open(self._path(key), "rb")  # noqa: SIM115 - closed by the generator
+        except FileNotFoundError:
+            raise PayloadMissing(key) from None
+        return _read(handle)
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(key))
+
+    def delete_message(self, message_id: str) -> None:
+        if not is_generated_id(message_id):
+            raise InvalidKey(message_id)
+        shutil.rmtree(self._objects / message_id[:8] / message_id, ignore_errors=True)
+
+    def message_ids(self) -> Iterator[str]:
+        for bucket in sorted(self._objects.iterdir()):
+            for entry in sorted(bucket.iterdir()) if bucket.is_dir() else ():
+                if is_generated_id(entry.name):
+                    yield entry.name
+
+    def remove_stale_uploads(self, older_than: timedelta) -> int:
+        """Temp files left by a crash mid-upload; never visible, removed here."""
+        cutoff = time.time() - older_than.total_seconds()
+        removed = 0
+        for entry in self._tmp.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if entry.stat().st_mtime < cutoff:
+                    entry.unlink()
+                    removed += 1
+        return removed
+
+
+def _read(handle: BinaryIO) -> Iterator[bytes]:
+    with handle:
+        while piece := handle.read(READ_SIZE):
+            yield piece
+
+
+def _mkstemp(directory: Path) -> tuple[int, str]:
+    return tempfile.mkstemp(dir=directory, prefix="upload-")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,109 @@
+"""Mailbox and workflow rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from mailroom.domain.mailboxes import Mailbox, WorkflowRegistration, WorkflowRole
+from mailroom.storage.tables import mailboxes, workflows
+
+
+def _to_mailbox(row: Any) -> Mailbox:
+    return Mailbox(
+        mailbox_id=row.mailbox_id,
+        mailbox_name=row.mailbox_name,
+        password=row.password,
+        ods_code=row.ods_code,
+        org_code=row.org_code,
+        org_name=row.org_name,
+        billing_entity=row.billing_entity,
+        active=row.active,
+        last_handshake_at=row.last_handshake_at,
+    )
+
+
+def get(conn: Connection, mailbox_id: str) -> Mailbox | None:
+    row = conn.execute(select(mailboxes).where(mailboxes.c.mailbox_id == mailbox_id)).first()
+    return _to_mailbox(row) if row else None
+
+
+def get_many(conn: Connection, mailbox_ids: Sequence[str]) -> list[Mailbox]:
+    rows = conn.execute(select(mailboxes).where(mailboxes.c.mailbox_id.in_(mailbox_ids)))
+    return [_to_mailbox(row) for row in rows]
+
+
+def list_all(conn: Connection) -> list[Mailbox]:
+    return [_to_mailbox(row) for row in conn.execute(select(mailboxes).order_by(mailboxes.c.mailbox_id))]
+
+
+def upsert(conn: Connection, mailbox: Mailbox, now: datetime) -> bool:
+    """Insert or replace a mailbox's details; True when it was new."""
+    values = {
+        "mailbox_name": mailbox.mailbox_name,
+        "password": mailbox.password,
+        "ods_code": mailbox.ods_code,
+        "org_code": mailbox.org_code,
+        "org_name": mailbox.org_name,
+        "billing_entity": mailbox.billing_entity,
+        "active": mailbox.active,
+    }
+    changed = conn.execute(
+        update(mailboxes).where(mailboxes.c.mailbox_id == mailbox.mailbox_id).values(**values)
+    ).rowcount
+    if changed:
+        return False
+    conn.execute(insert(mailboxes).values(mailbox_id=mailbox.mailbox_id, created_at=now, **values))
+    return True
+
+
+def set_active(conn: Connection, mailbox_id: str, active: bool) -> bool:
+    stmt = update(mailboxes).where(mailboxes.c.mailbox_id == mailbox_id).values(active=active)
+    return bool(conn.execute(stmt).rowcount)
+
+
+def record_handshake(conn: Connection, mailbox_id: str, now: datetime) -> None:
+    conn.execute(update(mailboxes).where(mailboxes.c.mailbox_id == mailbox_id).values(last_handshake_at=now))
+
+
+def replace_workflow(
+    conn: Connection, workflow_id: str, registrations: Sequence[WorkflowRegistration]
+) -> None:
+    conn.execute(delete(workflows).where(workflows.c.workflow_id == workflow_id))
+    if registrations:
+        conn.execute(
+            insert(workflows),
+            [
+                {"workflow_id": r.workflow_id, "mailbox_id": r.mailbox_id, "role": r.role.value}
+                for r in registrations
+            ],
+        )
+
+
+def is_registered(conn: Connection, workflow_id: str, mailbox_id: str, role: WorkflowRole) -> bool:
+    stmt = select(workflows.c.mailbox_id).where(
+        workflows.c.workflow_id == workflow_id,
+        workflows.c.mailbox_id == mailbox_id,
+        workflows.c.role == role.value,
+    )
+    return conn.execute(stmt).first() is not None
+
+
+def workflow_known(conn: Connection, workflow_id: str) -> bool:
+    stmt = select(workflows.c.mailbox_id).where(workflows.c.workflow_id == workflow_id).limit(1)
+    return conn.execute(stmt).first() is not None
+
+
+def receivers(conn: Connection, workflow_id: str, ods_code: str | None = None) -> list[Mailbox]:
+    stmt = (
+        select(mailboxes)
+        .join(workflows, workflows.c.mailbox_id == mailboxes.c.mailbox_id)
+        .where(workflows.c.workflow_id == workflow_id, workflows.c.role == WorkflowRole.RECEIVER.value)
+        .order_by(mailboxes.c.mailbox_id)
+    )
+    if ods_code is not None:
+        stmt = stmt.where(mailboxes.c.ods_code == ods_code)
+    return [_to_mailbox(row) for row in conn.execute(stmt)]

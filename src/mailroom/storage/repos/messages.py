@@ -1,0 +1,373 @@
+"""Message, event and chunk rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    and_,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+
+from mailroom.domain.messages import (
+    Message,
+    MessageStatus,
+    MessageType,
+    Metadata,
+    Party,
+    StatusDetail,
+    WorkflowFilter,
+)
+from mailroom.storage.tables import chunks, message_events, messages
+
+
+@dataclass(frozen=True)
+class InboxPosition:
+    """Where an inbox page ends: messages are listed by (accepted_at, message_id)."""
+
+    accepted_at: datetime
+    message_id: str
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    chunk_no: int
+    size: int
+    sha256: str
+    payload_key: str
+
+
+def _party(row: Any, prefix: str) -> Party:
+    return Party(
+        mailbox_id=getattr(row, f"{prefix}_id"),
+        name=getattr(row, f"{prefix}_name"),
+        ods_code=getattr(row, f"{prefix}_ods_code"),
+        org_code=getattr(row, f"{prefix}_org_code"),
+        org_name=getattr(row, f"{prefix}_org_name"),
+        billing_entity=getattr(row, f"{prefix}_billing_entity"),
+    )
+
+
+def to_message(row: Any) -> Message:
+    return Message(
+        message_id=row.message_id,
+        message_type=MessageType(row.message_type),
+        sender=_party(row, "sender"),
+        recipient=_party(row, "recipient"),
+        meta=Metadata(
+            workflow_id=row.workflow_id,
+            subject=row.subject,
+            local_id=row.local_id,
+            partner_id=row.partner_id,
+            file_name=row.file_name,
+            content_type=row.content_type,
+            content_encoding=row.content_encoding,
+            checksum=row.checksum,
+            encrypted=row.encrypted,
+            compressed=row.compressed,
+        ),
+        total_chunks=row.total_chunks,
+        file_size=row.file_size,
+        status=MessageStatus(row.status),
+        detail=StatusDetail(
+            event=row.status_event,
+            code=row.status_code,
+            description=row.status_description,
+            linked_message_id=row.linked_message_id,
+        ),
+        created_at=row.created_at,
+        status_at=row.status_at,
+        accepted_at=row.accepted_at,
+        acknowledged_at=row.acknowledged_at,
+        inbox_expires_at=row.inbox_expires_at,
+    )
+
+
+def _party_values(party: Party, prefix: str) -> dict[str, str]:
+    return {
+        f"{prefix}_id": party.mailbox_id,
+        f"{prefix}_name": party.name,
+        f"{prefix}_ods_code": party.ods_code,
+        f"{prefix}_org_code": party.org_code,
+        f"{prefix}_org_name": party.org_name,
+        f"{prefix}_billing_entity": party.billing_entity,
+    }
+
+
+def insert_message(conn: Connection, message: Message) -> None:
+    meta = message.meta
+    detail = message.detail
+    conn.execute(
+        insert(messages).values(
+            message_id=message.message_id,
+            message_type=message.message_type.value,
+            status=message.status.value,
+            **_party_values(message.sender, "sender"),
+            **_party_values(message.recipient, "recipient"),
+            workflow_id=meta.workflow_id,
+            subject=meta.subject,
+            local_id=meta.local_id,
+            partner_id=meta.partner_id,
+            file_name=meta.file_name,
+            content_type=meta.content_type,
+            content_encoding=meta.content_encoding,
+            checksum=meta.checksum,
+            encrypted=meta.encrypted,
+            compressed=meta.compressed,
+            total_chunks=message.total_chunks,
+            file_size=message.file_size,
+            status_event=detail.event,
+            status_code=detail.code,
+            status_description=detail.description,
+            linked_message_id=detail.linked_message_id,
+            created_at=message.created_at,
+            status_at=message.status_at,
+            accepted_at=message.accepted_at,
+            acknowledged_at=message.acknowledged_at,
+            inbox_expires_at=message.inbox_expires_at,
+        )
+    )
+
+
+def get(conn: Connection, message_id: str, *, for_update: bool = False) -> Message | None:
+    stmt = select(messages).where(messages.c.message_id == message_id)
+    if for_update and conn.dialect.name != "sqlite":
+        stmt = stmt.with_for_update()
+    row = conn.execute(stmt).first()
+    return to_message(row) if row else None
+
+
+def add_event(
+    conn: Connection,
+    message_id: str,
+    status: MessageStatus,
+    at: datetime,
+    detail: StatusDetail = StatusDetail(),
+) -> None:
+    conn.execute(
+        insert(message_events).values(
+            message_id=message_id,
+            status=status.value,
+            event=detail.event,
+            code=detail.code,
+            description=detail.description,
+            linked_message_id=detail.linked_message_id,
+            created_at=at,
+        )
+    )
+
+
+def change_status(
+    conn: Connection,
+    message_id: str,
+    status: MessageStatus,
+    at: datetime,
+    *,
+    only_from: Sequence[MessageStatus] | None = None,
+    detail: StatusDetail | None = None,
+    **extra: Any,
+) -> bool:
+    """Move a message to ``status`` (optionally only from given statuses); records the event.
+
+    Returns False when the row was not in an allowed status, so concurrent callers change a
+    message exactly once.
+    """
+    stmt = update(messages).where(messages.c.message_id == message_id)
+    if only_from is not None:
+        stmt = stmt.where(messages.c.status.in_([s.value for s in only_from]))
+    values: dict[str, Any] = {"status": status.value, "status_at": at, **extra}
+    if detail is not None:
+        values.update(
+            status_event=detail.event,
+            status_code=detail.code,
+            status_description=detail.description,
+            linked_message_id=detail.linked_message_id or "",
+        )
+    if not conn.execute(stmt.values(**values)).rowcount:
+        return False
+    add_event(conn, message_id, status, at, detail or StatusDetail())
+    return True
+
+
+def upsert_chunk(conn: Connection, message_id: str, chunk: ChunkRow, at: datetime) -> str | None:
+    """Record a chunk; returns the payload key it replaced, if any (to delete after commit)."""
+    key = (chunks.c.message_id == message_id) & (chunks.c.chunk_no == chunk.chunk_no)
+    previous = conn.execute(select(chunks.c.payload_key).where(key)).scalar_one_or_none()
+    values = {"size": chunk.size, "sha256": chunk.sha256, "payload_key": chunk.payload_key, "stored_at": at}
+    if previous is None:
+        conn.execute(insert(chunks).values(message_id=message_id, chunk_no=chunk.chunk_no, **values))
+        return None
+    conn.execute(update(chunks).where(key).values(**values))
+    return previous if previous != chunk.payload_key else None
+
+
+def chunk_totals(conn: Connection, message_id: str) -> tuple[int, int]:
+    """(number of chunks stored, their total size)."""
+    stmt = select(func.count(), func.coalesce(func.sum(chunks.c.size), 0)).where(
+        chunks.c.message_id == message_id
+    )
+    count, size = conn.execute(stmt).one()
+    return int(count), int(size)
+
+
+def get_chunk(conn: Connection, message_id: str, chunk_no: int) -> ChunkRow | None:
+    stmt = select(chunks.c.chunk_no, chunks.c.size, chunks.c.sha256, chunks.c.payload_key).where(
+        chunks.c.message_id == message_id, chunks.c.chunk_no == chunk_no
+    )
+    row = conn.execute(stmt).first()
+    return ChunkRow(row.chunk_no, row.size, row.sha256, row.payload_key) if row else None
+
+
+def _workflow_clause(conn: Connection, wf: WorkflowFilter) -> ColumnElement[bool]:
+    column = messages.c.workflow_id
+    if wf.mode == "contains":
+        finder = func.instr if conn.dialect.name == "sqlite" else func.strpos
+        clause: ColumnElement[bool] = finder(column, wf.value) > 0
+    elif wf.mode == "prefix":
+        clause = func.substr(column, 1, len(wf.value)) == wf.value
+    else:
+        clause = column == wf.value
+    return ~clause if wf.negate else clause
+
+
+def _inbox_where(conn: Connection, recipient: str, wf: WorkflowFilter | None) -> list[ColumnElement[bool]]:
+    where = [messages.c.recipient_id == recipient, messages.c.status == MessageStatus.ACCEPTED.value]
+    if wf is not None:
+        where.append(_workflow_clause(conn, wf))
+    return where
+
+
+def inbox_page(
+    conn: Connection,
+    recipient: str,
+    *,
+    after: InboxPosition | None,
+    limit: int,
+    workflow_filter: WorkflowFilter | None = None,
+) -> list[InboxPosition]:
+    where = _inbox_where(conn, recipient, workflow_filter)
+    if after is not None:
+        where.append(
+            tuple_(messages.c.accepted_at, messages.c.message_id)
+            > tuple_(after.accepted_at, after.message_id)
+        )
+    stmt = (
+        select(messages.c.accepted_at, messages.c.message_id)
+        .where(*where)
+        .order_by(messages.c.accepted_at, messages.c.message_id)
+        .limit(limit)
+    )
+    return [InboxPosition(row.accepted_at, row.message_id) for row in conn.execute(stmt)]
+
+
+def inbox_count(conn: Connection, recipient: str, workflow_filter: WorkflowFilter | None = None) -> int:
+    stmt = select(func.count()).select_from(messages).where(*_inbox_where(conn, recipient, workflow_filter))
+    return int(conn.execute(stmt).scalar_one())
+
+
+def recent(
+    conn: Connection,
+    *,
+    recipient: str | None = None,
+    sender: str | None = None,
+    since: datetime,
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[Message]:
+    """Newest first, for the rich inbox and outbox views."""
+    where: list[ColumnElement[bool]] = [messages.c.created_at >= since]
+    if recipient is not None:
+        where.append(messages.c.recipient_id == recipient)
+    if sender is not None:
+        where.append(messages.c.sender_id == sender)
+    if before is not None:
+        where.append(
+            or_(
+                messages.c.created_at < before[0],
+                and_(messages.c.created_at == before[0], messages.c.message_id < before[1]),
+            )
+        )
+    stmt = (
+        select(messages)
+        .where(*where)
+        .order_by(messages.c.created_at.desc(), messages.c.message_id.desc())
+        .limit(limit)
+    )
+    return [to_message(row) for row in conn.execute(stmt)]
+
+
+def by_local_id(conn: Connection, sender: str, local_id: str, limit: int = 2) -> list[Message]:
+    stmt = (
+        select(messages)
+        .where(messages.c.sender_id == sender, messages.c.local_id == local_id)
+        .order_by(messages.c.created_at)
+        .limit(limit)
+    )
+    return [to_message(row) for row in conn.execute(stmt)]
+
+
+def due_for_expiry(conn: Connection, now: datetime, limit: int) -> list[str]:
+    stmt = (
+        select(messages.c.message_id)
+        .where(
+            messages.c.status == MessageStatus.ACCEPTED.value,
+            messages.c.message_type == MessageType.DATA.value,
+            messages.c.inbox_expires_at <= now,
+        )
+        .order_by(messages.c.inbox_expires_at)
+        .limit(limit)
+    )
+    return list(conn.execute(stmt).scalars())
+
+
+def due_for_purge(conn: Connection, cutoff: datetime, limit: int) -> list[str]:
+    stmt = (
+        select(messages.c.message_id)
+        .where(
+            messages.c.status.in_(
+                [
+                    MessageStatus.ACKNOWLEDGED.value,
+                    MessageStatus.UNDELIVERABLE.value,
+                    MessageStatus.ERROR.value,
+                ]
+            ),
+            messages.c.status_at <= cutoff,
+            messages.c.payload_purged.is_(False),
+        )
+        .limit(limit)
+    )
+    return list(conn.execute(stmt).scalars())
+
+
+def mark_purged(conn: Connection, message_id: str) -> None:
+    conn.execute(update(messages).where(messages.c.message_id == message_id).values(payload_purged=True))
+
+
+def existing_ids(conn: Connection, message_ids: Sequence[str]) -> set[str]:
+    stmt = select(messages.c.message_id).where(messages.c.message_id.in_(message_ids))
+    return set(conn.execute(stmt).scalars())
+
+
+def delete_where_party(conn: Connection, mailbox_id: str | None) -> list[str]:
+    """Delete messages (all, or those a mailbox sent or received); returns their ids."""
+    stmt = select(messages.c.message_id)
+    if mailbox_id is not None:
+        stmt = stmt.where(or_(messages.c.recipient_id == mailbox_id, messages.c.sender_id == mailbox_id))
+    ids = list(conn.execute(stmt).scalars())
+    for start in range(0, len(ids), 500):
+        batch = ids[start : start + 500]
+        conn.execute(delete(chunks).where(chunks.c.message_id.in_(batch)))
+        conn.execute(delete(message_events).where(message_events.c.message_id.in_(batch)))
+        conn.execute(delete(messages).where(messages.c.message_id.in_(batch)))
+    return ids

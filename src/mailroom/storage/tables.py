@@ -1,0 +1,162 @@
+"""SQLAlchemy Core tables: the metadata of every message. Payload bytes live in the payload store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: the same on SQLite and PostgreSQL."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+
+mailboxes = Table(
+    "mailboxes",
+    metadata,
+    Column("mailbox_id", String(100), primary_key=True),
+    Column("mailbox_name", String(500), nullable=False, default=""),
+    Column("password", String(500), nullable=False),
+    Column("ods_code", String(100), nullable=False, default=""),
+    Column("org_code", String(100), nullable=False, default=""),
+    Column("org_name", String(500), nullable=False, default=""),
+    Column("billing_entity", String(100), nullable=False, default=""),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_handshake_at", UTCDateTime, nullable=True),
+)
+
+workflows = Table(
+    "workflows",
+    metadata,
+    Column("workflow_id", String(300), primary_key=True),
+    Column("mailbox_id", String(100), primary_key=True),
+    Column("role", String(20), primary_key=True),
+    Index(None, "mailbox_id"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("message_id", String(100), primary_key=True),
+    Column("message_type", String(10), nullable=False),
+    Column("status", String(20), nullable=False),
+    # parties, copied when the message was sent
+    Column("sender_id", String(100), nullable=False, default=""),
+    Column("sender_name", String(500), nullable=False, default=""),
+    Column("sender_ods_code", String(100), nullable=False, default=""),
+    Column("sender_org_code", String(100), nullable=False, default=""),
+    Column("sender_org_name", String(500), nullable=False, default=""),
+    Column("sender_billing_entity", String(100), nullable=False, default=""),
+    Column("recipient_id", String(100), nullable=False),
+    Column("recipient_name", String(500), nullable=False, default=""),
+    Column("recipient_ods_code", String(100), nullable=False, default=""),
+    Column("recipient_org_code", String(100), nullable=False, default=""),
+    Column("recipient_org_name", String(500), nullable=False, default=""),
+    Column("recipient_billing_entity", String(100), nullable=False, default=""),
+    # metadata from the sender
+    Column("workflow_id", String(300), nullable=False, default=""),
+    Column("subject", String(500), nullable=False, default=""),
+    Column("local_id", String(300), nullable=False, default=""),
+    Column("partner_id", String(500), nullable=False, default=""),
+    Column("file_name", String(300), nullable=False, default=""),
+    Column("content_type", String(100), nullable=False, default=""),
+    Column("content_encoding", String(20), nullable=False, default=""),
+    Column("checksum", String(100), nullable=False, default=""),
+    Column("encrypted", Boolean, nullable=False, default=False),
+    Column("compressed", Boolean, nullable=False, default=False),
+    # size and lifecycle
+    Column("total_chunks", Integer, nullable=False),
+    Column("file_size", BigInteger, nullable=False, default=0),
+    Column("status_event", String(50), nullable=False, default=""),
+    Column("status_code", String(50), nullable=False, default=""),
+    Column("status_description", Text, nullable=False, default=""),
+    Column("linked_message_id", String(100), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("status_at", UTCDateTime, nullable=False),
+    Column("accepted_at", UTCDateTime, nullable=True),
+    Column("acknowledged_at", UTCDateTime, nullable=True),
+    Column("inbox_expires_at", UTCDateTime, nullable=True),
+    Column("payload_purged", Boolean, nullable=False, default=False),
+    # inbox listing: oldest accepted first, stable tie-break on id
+    Index(None, "recipient_id", "status", "accepted_at", "message_id"),
+    Index(None, "sender_id", "created_at"),
+    Index(None, "sender_id", "local_id"),
+    Index(None, "status", "inbox_expires_at"),
+    Index(None, "status", "status_at"),
+)
+
+message_events = Table(
+    "message_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(100), ForeignKey("messages.message_id", ondelete="CASCADE"), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("event", String(50), nullable=False, default=""),
+    Column("code", String(50), nullable=False, default=""),
+    Column("description", Text, nullable=False, default=""),
+    Column("linked_message_id", String(100), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "message_id"),
+)
+
+chunks = Table(
+    "chunks",
+    metadata,
+    Column(
+        "message_id", String(100), ForeignKey("messages.message_id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("chunk_no", Integer, primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("payload_key", String(200), nullable=False),
+    Column("stored_at", UTCDateTime, nullable=False),
+)
+
+auth_tokens = Table(
+    "auth_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Index(None, "expires_at"),
+)

@@ -1,0 +1,79 @@
+"""The ASGI application: ``create_app(settings)`` builds everything; nothing happens at import."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from mailroom import __version__
+from mailroom.container import Container, build_container
+from mailroom.settings import Settings
+from mailroom.web import errors, health, sandbox
+from mailroom.web.wire import handshake, inbox, lookup, outbox
+
+log = logging.getLogger(__name__)
+
+
+class Sweeper:
+    """Runs the maintenance sweep every ``interval`` in a daemon thread of the server process."""
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mailroom-sweeper", daemon=True)
+
+    def start(self) -> None:
+        if self._container.settings.sweep_interval.total_seconds() > 0:
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        interval = self._container.settings.sweep_interval.total_seconds()
+        while not self._stop.is_set():
+            try:
+                result = self._container.maintenance.sweep()
+                if result.expired or result.purged or result.orphans:
+                    log.info(
+                        "sweep: expired %d, purged %d, orphans %d",
+                        len(result.expired),
+                        result.purged,
+                        result.orphans,
+                    )
+            except Exception:
+                log.exception("maintenance sweep failed; will retry")
+            self._stop.wait(interval)
+
+
+def create_app(settings: Settings, container: Container | None = None) -> FastAPI:
+    services = container or build_container(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sweeper = Sweeper(services)
+        sweeper.start()
+        try:
+            yield
+        finally:
+            sweeper.stop()
+            if container is None:
+                services.close()
+
+    app = FastAPI(title="Mailroom", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.container = services
+    errors.register(app)
+    app.include_router(health.router)
+    if settings.sandbox:
+        app.include_router(sandbox.router)
+    app.include_router(lookup.router)
+    app.include_router(handshake.router)
+    app.include_router(outbox.router)
+    app.include_router(inbox.router)
+    return app

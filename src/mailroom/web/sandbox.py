@@ -1,0 +1,109 @@
+"""mesh-sandbox's unauthenticated test-control endpoints (spec §5.14); mounted only with --sandbox."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from mailroom.domain.messages import StatusDetail
+from mailroom.errors import MessageNotFound, ValidationFailed
+from mailroom.ids import normalise_message_id
+from mailroom.services.sandbox import ReportRequest
+from mailroom.web.deps import Services
+from mailroom.web.wire.schemas import mailbox_details, message_details
+
+router = APIRouter()
+PREFIXES = ("", "/messageexchange")
+MAX_BODY = 64 * 1024
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise ValidationFailed("body", "body", "body too large")
+    try:
+        data = json.loads(raw or b"{}")
+    except ValueError:
+        raise ValidationFailed("body", "body", "JSON decode error", kind="json_invalid") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("body", "body", "Input should be an object", kind="dict_type")
+    return data
+
+
+def _text(data: dict[str, Any], name: str, default: str | None = None) -> str:
+    value = data.get(name, default)
+    if value is None:
+        raise ValidationFailed("body", name, "Field required", kind="missing")
+    if not isinstance(value, str | int):
+        raise ValidationFailed("body", name, "Input should be a valid string", kind="string_type")
+    return str(value)
+
+
+def reset_all(services: Services) -> JSONResponse:
+    services.sandbox.reset()
+    return JSONResponse({"message": "all mailboxes reset"})
+
+
+def reset_mailbox(mailbox: str, services: Services) -> JSONResponse:
+    services.sandbox.reset(mailbox.upper())
+    return JSONResponse({"message": f"mailbox {mailbox} reset"})
+
+
+async def add_report(request: Request, services: Services) -> JSONResponse:
+    data = await _json_body(request)
+    report = ReportRequest(
+        mailbox_id=_text(data, "mailbox_id").upper(),
+        code=_text(data, "code"),
+        description=_text(data, "description"),
+        workflow_id=_text(data, "workflow_id"),
+        subject=_text(data, "subject", ""),
+        local_id=_text(data, "local_id", ""),
+        status=_text(data, "status", "undeliverable"),
+        file_name=_text(data, "file_name", ""),
+        linked_message_id=_text(data, "linked_message_id", ""),
+    )
+    message_id = await run_in_threadpool(services.sandbox.inject_report, report)
+    return JSONResponse({"message_id": message_id})
+
+
+async def add_event(message_id: str, request: Request, services: Services) -> Response:
+    data = await _json_body(request)
+    detail = StatusDetail(
+        event=_text(data, "event", ""),
+        code=_text(data, "code", ""),
+        description=_text(data, "description", ""),
+        linked_message_id=_text(data, "linked_message_id", ""),
+    )
+    await run_in_threadpool(
+        services.sandbox.add_event, _message_id(message_id), _text(data, "status"), detail
+    )
+    return Response(status_code=200)
+
+
+def mailbox(mailbox: str, services: Services) -> JSONResponse:
+    return JSONResponse(mailbox_details(services.mailboxes.get(mailbox)))
+
+
+def message(message_id: str, services: Services) -> JSONResponse:
+    return JSONResponse(message_details(services.sandbox.message(_message_id(message_id))))
+
+
+def _message_id(raw: str) -> str:
+    found = normalise_message_id(raw)
+    if found is None:
+        raise MessageNotFound(message_id=raw[:100])
+    return found
+
+
+for _prefix in PREFIXES:
+    router.add_api_route(f"{_prefix}/admin/reset", reset_all, methods=["DELETE"])
+    router.add_api_route(f"{_prefix}/admin/reset/{{mailbox}}", reset_mailbox, methods=["DELETE"])
+    router.add_api_route(f"{_prefix}/admin/message/{{message_id}}/event", add_event, methods=["POST"])
+    router.add_api_route(f"{_prefix}/admin/mailbox/{{mailbox}}", mailbox, methods=["GET"])
+    router.add_api_route(f"{_prefix}/admin/message/{{message_id}}", message, methods=["GET"])
+router.add_api_route("/messageexchange/admin/report", add_report, methods=["POST"])
+router.add_api_route("/messageexchange/mailbox/{mailbox}", mailbox, methods=["GET"])

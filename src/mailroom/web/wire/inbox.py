@@ -1,0 +1,192 @@
+"""Inbox list, count, rich inbox, download (GET/HEAD) and acknowledgement."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from mailroom.domain.messages import WorkflowFilter
+from mailroom.errors import Gone, MessageNotFound, ValidationFailed
+from mailroom.ids import normalise_message_id
+from mailroom.services.receiving import Download
+from mailroom.storage.payloads import PayloadMissing
+from mailroom.web.deps import Principal, Services, Version
+from mailroom.web.wire.headers import message_headers
+from mailroom.web.wire.media import V2_TYPE, ApiVersion, accepts_gzip
+from mailroom.web.wire.paging import int_param, link, rich_page, text_param
+
+router = APIRouter()
+
+DEFAULT_PAGE = 500
+
+
+@router.get("/messageexchange/{mailbox}/inbox")
+def list_inbox(
+    request: Request, mailbox: str, principal: Principal, services: Services, version: Version
+) -> JSONResponse:
+    limit = int_param(request, "max_results", DEFAULT_PAGE, 10, 5000)
+    continue_from = text_param(request, "continue_from", 24, 1000)
+    raw_filter = text_param(request, "workflow_filter", 2, 255)
+    workflow_filter = WorkflowFilter.parse(raw_filter) if raw_filter else None
+    if version is ApiVersion.V1:
+        last_id = normalise_message_id(continue_from) if continue_from else None
+        if continue_from and last_id is None:
+            raise ValidationFailed("query", "continue_from", "unknown message id", value=continue_from)
+        page = services.receiving.inbox(
+            principal, limit=limit, after_message_id=last_id, workflow_filter=workflow_filter
+        )
+        return JSONResponse({"messages": page.message_ids})
+    page = services.receiving.inbox(
+        principal, limit=limit, continue_from=continue_from, workflow_filter=workflow_filter
+    )
+    params: dict[str, Any] = {
+        "max_results": limit if limit != DEFAULT_PAGE else None,
+        "workflow_filter": raw_filter,
+    }
+    path = f"/messageexchange/{principal.mailbox_id}/inbox"
+    links = {"self": link(path, params)}
+    if page.next_token:
+        links["next"] = link(path, {**params, "continue_from": page.next_token})
+    body = {"messages": page.message_ids, "links": links, "approx_inbox_count": page.approx_count}
+    return JSONResponse(body, media_type=V2_TYPE)
+
+
+@router.get("/messageexchange/{mailbox}/inbox/rich")
+def rich_inbox(request: Request, mailbox: str, principal: Principal, services: Services) -> JSONResponse:
+    return JSONResponse(rich_page(request, principal, services, outbox=False), media_type=V2_TYPE)
+
+
+@router.get("/messageexchange/{mailbox}/count")
+def count_inbox(mailbox: str, principal: Principal, services: Services, version: Version) -> JSONResponse:
+    count = services.receiving.count(principal)
+    if version is ApiVersion.V2:
+        return JSONResponse({"count": count})
+    return JSONResponse({"count": count, "internalID": principal.mailbox_id, "allResultsIncluded": True})
+
+
+def _message_id(raw: str) -> str:
+    message_id = normalise_message_id(raw)
+    if message_id is None:
+        raise MessageNotFound(message_id=raw[:100])
+    return message_id
+
+
+@router.head("/messageexchange/{mailbox}/inbox/{message_id}")
+def head_message(mailbox: str, message_id: str, principal: Principal, services: Services) -> Response:
+    message = services.receiving.head(principal, _message_id(message_id))
+    headers = message_headers(message, 1)
+    if message.meta.content_encoding == "gzip" and not message.is_report:
+        headers["content-encoding"] = "gzip"
+    return Response(status_code=200, headers=headers)
+
+
+@router.get("/messageexchange/{mailbox}/inbox/{message_id}")
+def download_first(
+    request: Request,
+    mailbox: str,
+    message_id: str,
+    principal: Principal,
+    services: Services,
+    version: Version,
+) -> Response:
+    return download(request, mailbox, message_id, 1, principal, services, version)
+
+
+@router.get("/messageexchange/{mailbox}/inbox/{message_id}/{chunk_no}")
+def download(
+    request: Request,
+    mailbox: str,
+    message_id: str,
+    chunk_no: int,
+    principal: Principal,
+    services: Services,
+    version: Version,
+) -> Response:
+    if chunk_no < 1:
+        raise ValidationFailed(
+            "path",
+            "chunk_no",
+            "Input should be greater than or equal to 1",
+            kind="greater_than_equal",
+            value=str(chunk_no),
+        )
+    found = services.receiving.download(principal, _message_id(message_id), chunk_no)
+    headers = message_headers(found.message, chunk_no)
+    if found.chunk is None:  # a REPORT: headers only
+        return Response(b"", status_code=200, headers=headers, media_type="application/octet-stream")
+    try:
+        stream = services.payloads.open(found.chunk.payload_key)
+    except PayloadMissing:
+        raise Gone(message_id=found.message.message_id) from None
+    body, encoding, length = _negotiate_body(
+        found, stream, request, services.settings.compress_downloads, version
+    )
+    if encoding:
+        headers["content-encoding"] = encoding
+        headers["mex-content-compressed"] = "Y"
+    if length is not None:
+        headers["content-length"] = str(length)
+    headers["etag"] = f'"{found.chunk.sha256}"'
+    status = 206 if chunk_no < found.message.total_chunks else 200
+    return StreamingResponse(
+        body, status_code=status, headers=headers, media_type=_media_type(found, version)
+    )
+
+
+def _media_type(found: Download, version: ApiVersion) -> str:
+    stored = found.message.meta.content_type
+    if version is ApiVersion.V2 and found.message.total_chunks == 1 and stored:
+        return stored
+    return "application/octet-stream"
+
+
+def _negotiate_body(
+    found: Download, stream: Iterator[bytes], request: Request, compress_plain: bool, version: ApiVersion
+) -> tuple[Iterable[bytes], str, int | None]:
+    """(body, content-encoding, length) per spec §6.4: gzip passes through or is undone per chunk."""
+    assert found.chunk is not None
+    gzip_ok = accepts_gzip(request.headers.get("accept-encoding"))
+    if found.message.meta.content_encoding == "gzip":
+        if gzip_ok:
+            return stream, "gzip", found.chunk.size
+        return _gunzip(stream), "", None
+    if gzip_ok and compress_plain and version is ApiVersion.V2:
+        return _gzip(stream), "gzip", None
+    return stream, "", found.chunk.size
+
+
+def _gunzip(stream: Iterator[bytes]) -> Iterator[bytes]:
+    inflater = zlib.decompressobj(wbits=47)  # gzip or zlib header, auto-detected
+    for piece in stream:
+        # bounded output per step, so a decompression bomb cannot blow up memory
+        data = inflater.decompress(piece, 1024 * 1024)
+        while data:
+            yield data
+            data = inflater.decompress(inflater.unconsumed_tail, 1024 * 1024)
+    tail = inflater.flush()
+    if tail:
+        yield tail
+
+
+def _gzip(stream: Iterator[bytes]) -> Iterator[bytes]:
+    deflater = zlib.compressobj(6, zlib.DEFLATED, 31)
+    for piece in stream:
+        data = deflater.compress(piece)
+        if data:
+            yield data
+    yield deflater.flush()
+
+
+@router.put("/messageexchange/{mailbox}/inbox/{message_id}/status/acknowledged")
+def acknowledge(
+    mailbox: str, message_id: str, principal: Principal, services: Services, version: Version
+) -> Response:
+    wanted = _message_id(message_id)
+    services.receiving.acknowledge(principal, wanted)
+    if version is ApiVersion.V2:
+        return Response(status_code=200)
+    return JSONResponse({"messageId": wanted})

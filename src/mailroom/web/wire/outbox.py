@@ -1,0 +1,104 @@
+"""Sending (message and chunks), tracking and the rich outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import anyio.to_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from mailroom.errors import MessageNotFound, PayloadTooLarge, ValidationFailed
+from mailroom.ids import normalise_message_id
+from mailroom.web.deps import BodyBridge, Principal, Services, Version
+from mailroom.web.wire import headers as mex
+from mailroom.web.wire.media import V2_TYPE, ApiVersion
+from mailroom.web.wire.paging import rich_page
+from mailroom.web.wire.schemas import tracking_v1, tracking_v2
+
+router = APIRouter()
+
+#: Bodies up to this size are read in one go; larger ones stream to storage piece by piece.
+SMALL_BODY = 1024 * 1024
+
+
+async def request_body(request: Request, max_bytes: int) -> Iterable[bytes]:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise PayloadTooLarge()
+    if declared.isdigit() and int(declared) <= SMALL_BODY:
+        return [await request.body()]
+    return BodyBridge(request.stream())
+
+
+@router.post("/messageexchange/{mailbox}/outbox", status_code=202)
+async def send_message(
+    request: Request, mailbox: str, principal: Principal, services: Services, version: Version
+) -> JSONResponse:
+    send = mex.parse_send(request.headers, services.settings)
+    plan = await run_in_threadpool(services.sending.plan_send, principal, send)
+    body = await request_body(request, services.settings.max_chunk_bytes)
+    message = await anyio.to_thread.run_sync(services.sending.store_first_chunk, plan, body)
+    key = "message_id" if version is ApiVersion.V2 else "messageID"
+    return JSONResponse({key: message.message_id}, status_code=202)
+
+
+@router.post("/messageexchange/{mailbox}/outbox/{message_id}/{chunk_no}", status_code=202)
+async def send_chunk(
+    request: Request,
+    mailbox: str,
+    message_id: str,
+    chunk_no: int,
+    principal: Principal,
+    services: Services,
+    version: Version,
+) -> JSONResponse:
+    if chunk_no < 1:
+        raise ValidationFailed(
+            "path",
+            "chunk_no",
+            "Input should be greater than or equal to 1",
+            kind="greater_than_equal",
+            value=str(chunk_no),
+        )
+    settings = services.settings
+    wanted = normalise_message_id(message_id) or message_id.upper()
+    chunk, encoding = mex.parse_chunk_upload(request.headers, chunk_no, settings, wanted)
+    if normalise_message_id(message_id) is None:
+        raise MessageNotFound(message_id=wanted)
+    plan = await run_in_threadpool(services.sending.plan_chunk, principal, wanted, chunk, encoding)
+    body = await request_body(request, plan.max_bytes)
+    await anyio.to_thread.run_sync(services.sending.store_chunk, principal, plan, body)
+    if version is ApiVersion.V2:
+        return JSONResponse({"message_id": wanted}, status_code=202)
+    return JSONResponse({"messageID": wanted, "blockID": chunk_no}, status_code=202)
+
+
+@router.get("/messageexchange/{mailbox}/outbox/tracking")
+def track_message(
+    request: Request, mailbox: str, principal: Principal, services: Services, version: Version
+) -> JSONResponse:
+    raw = request.query_params.get("messageID")
+    if raw is None:
+        raise ValidationFailed("query", "messageID", "Field required", kind="missing")
+    message_id = normalise_message_id(raw)
+    if message_id is None:
+        raise MessageNotFound(message_id=raw)
+    message = services.tracking.by_message_id(principal, message_id)
+    if version is ApiVersion.V2:
+        return JSONResponse(tracking_v2(message), media_type=V2_TYPE)
+    return JSONResponse(tracking_v1(message))
+
+
+@router.get("/messageexchange/{mailbox}/outbox/tracking/{local_id}")
+def track_local_id(mailbox: str, local_id: str, principal: Principal, services: Services) -> Response:
+    message = services.tracking.by_local_id(principal, local_id)
+    return JSONResponse(tracking_v1(message))
+
+
+@router.get("/messageexchange/{mailbox}/outbox/rich")
+def rich_outbox(request: Request, mailbox: str, principal: Principal, services: Services) -> JSONResponse:
+    body: dict[str, Any] = rich_page(request, principal, services, outbox=True)
+    return JSONResponse(body, media_type=V2_TYPE)

@@ -1,0 +1,1 @@
+"""Contract tests: NHS's official MESH client against real server processes."""
