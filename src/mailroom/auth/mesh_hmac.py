@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 from mailroom.errors import AuthenticationFailed
 
 SCHEME = "NHSMESH"
-_TIMESTAMP = re.compile(r"^\d{12}$")
+_TIMESTAMP = re.compile(r"^[0-9]{12}$")
+_DIGITS = re.compile(r"^[0-9]+$")
 
 READ_ERROR = "Error reading from Authorization header"
 MISMATCH_ERROR = "Mailbox id does not match token"
@@ -44,7 +45,7 @@ def parse_token(header: str | None) -> MeshToken:
     if len(fields) != 5:
         raise AuthenticationFailed(READ_ERROR)
     mailbox_id, nonce, nonce_count, timestamp, digest = fields
-    if not mailbox_id or " " in mailbox_id or not nonce or not nonce_count.isdigit() or not digest:
+    if not mailbox_id or " " in mailbox_id or not nonce or not _DIGITS.match(nonce_count) or not digest:
         raise AuthenticationFailed(READ_ERROR)
     return MeshToken(mailbox_id, nonce, nonce_count, timestamp, digest)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -22,6 +23,8 @@ class MessageStatus(StrEnum):
 
 #: Statuses whose payload may be purged once the payload retention has passed.
 FINISHED_STATUSES = (MessageStatus.ACKNOWLEDGED, MessageStatus.UNDELIVERABLE, MessageStatus.ERROR)
+
+_DIGITS = re.compile(r"^[0-9]{1,9}$")
 
 TRUE_WORDS = frozenset({"y", "yes", "t", "true", "on", "1"})
 
@@ -113,7 +116,7 @@ def parse_chunk_range(raw: str | None, *, max_chunks: int) -> ChunkRange | None:
     if raw is None:
         return None
     first, sep, second = raw.strip().partition(":")
-    if not sep or not first.isdigit() or not second.isdigit():
+    if not sep or not _DIGITS.match(first) or not _DIGITS.match(second):
         return None
     number, total = int(first), int(second)
     if number < 1 or total < 1 or number > total or total > max_chunks:

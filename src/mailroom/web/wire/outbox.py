@@ -26,9 +26,10 @@ SMALL_BODY = 1024 * 1024
 
 async def request_body(request: Request, max_bytes: int) -> Iterable[bytes]:
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    size = int(declared) if declared.isascii() and declared.isdigit() else None
+    if size is not None and size > max_bytes:
         raise PayloadTooLarge()
-    if declared.isdigit() and int(declared) <= SMALL_BODY:
+    if size is not None and size <= SMALL_BODY:
         return [await request.body()]
     return BodyBridge(request.stream())
 

@@ -1,0 +1,83 @@
+"""Settings come from MAILROOM_* variables, are typed, and refuse bad values with a clear error."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mailroom.settings import AfterAck, SettingsError, load_settings, parse_duration
+
+
+def test_defaults_follow_the_spec():
+    settings = load_settings({})
+    assert settings.max_chunk_bytes == 100 * 1024 * 1024
+    assert settings.inbox_retention == timedelta(days=5)
+    assert settings.payload_retention == timedelta(days=30)
+    assert settings.auth_clock_skew == timedelta(hours=2)
+    assert settings.auth_single_use_tokens and settings.auth_check_clock
+    assert settings.download_after_ack is AfterAck.GONE
+    assert not settings.enforce_workflows and not settings.sandbox
+    assert settings.header_limits["mex-subject"] == 500
+    assert settings.resolved_database_url.endswith("mailroom-data/mailroom.db")
+
+
+def test_environment_variables_are_typed():
+    settings = load_settings(
+        {
+            "MAILROOM_DATA_DIR": "/srv/mailroom",
+            "MAILROOM_PORT": "9000",
+            "MAILROOM_SANDBOX": "yes",
+            "MAILROOM_INBOX_RETENTION": "36h",
+            "MAILROOM_DOWNLOAD_AFTER_ACK": "Allow",
+            "MAILROOM_HEADER_LIMITS": "mex-subject=10, MEX-LOCALID=20",
+            "MAILROOM_DATABASE_URL": "postgresql://u@h/db",
+        }
+    )
+    assert settings.data_dir == Path("/srv/mailroom")
+    assert settings.port == 9000
+    assert settings.sandbox is True
+    assert settings.inbox_retention == timedelta(hours=36)
+    assert settings.download_after_ack is AfterAck.ALLOW
+    assert settings.header_limits["mex-subject"] == 10
+    assert settings.header_limits["mex-localid"] == 20
+    assert settings.header_limits["mex-to"] == 100
+    assert settings.resolved_database_url == "postgresql://u@h/db"
+
+
+def test_explicit_overrides_beat_the_environment():
+    assert load_settings({"MAILROOM_PORT": "9000"}, port=9100).port == 9100
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MAILROOM_PORT", "eighty"),
+        ("MAILROOM_SANDBOX", "perhaps"),
+        ("MAILROOM_INBOX_RETENTION", "5 weeks"),
+        ("MAILROOM_DOWNLOAD_AFTER_ACK", "sometimes"),
+        ("MAILROOM_HEADER_LIMITS", "mex-subject"),
+        ("MAILROOM_MAX_CHUNK_BYTES", "0"),
+        ("MAILROOM_SQLITE_SYNCHRONOUS", "MAYBE"),
+        ("MAILROOM_TLS_CERT", "cert.pem"),
+    ],
+)
+def test_bad_values_are_refused_with_the_variable_named(name, value):
+    with pytest.raises(SettingsError):
+        load_settings({name: value})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30", timedelta(seconds=30)),
+        ("30s", timedelta(seconds=30)),
+        ("15m", timedelta(minutes=15)),
+        ("2h", timedelta(hours=2)),
+        ("5d", timedelta(days=5)),
+        ("0.5s", timedelta(milliseconds=500)),
+    ],
+)
+def test_durations(text, expected):
+    assert parse_duration(text) == expected
