@@ -26,7 +26,7 @@ def test_valid_chunk_ranges(raw, expected):
 
 @pytest.mark.parametrize(
     "raw",
-    [None, "", "1", "1:", ":1", "0:1", "2:1", "a:b", "1:-1", "-1:2", "1:101", "1:1:1", "1.0:2", "１:２"],
+    [None, "", "1", "1:", ":1", "0:1", "2:1", "a:b", "1:-1", "-1:2", "1:101", "1:1:1", "1.0:2", "１:２"],  # noqa: RUF001,
 )
 def test_invalid_chunk_ranges(raw):
     assert parse_chunk_range(raw, max_chunks=100) is None

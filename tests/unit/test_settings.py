@@ -16,9 +16,11 @@ def test_defaults_follow_the_spec():
     assert settings.inbox_retention == timedelta(days=5)
     assert settings.payload_retention == timedelta(days=30)
     assert settings.auth_clock_skew == timedelta(hours=2)
-    assert settings.auth_single_use_tokens and settings.auth_check_clock
+    assert settings.auth_single_use_tokens
+    assert settings.auth_check_clock
     assert settings.download_after_ack is AfterAck.GONE
-    assert not settings.enforce_workflows and not settings.sandbox
+    assert not settings.enforce_workflows
+    assert not settings.sandbox
     assert settings.header_limits["mex-subject"] == 500
     assert settings.resolved_database_url.endswith("mailroom-data/mailroom.db")
 

@@ -13,7 +13,7 @@ import click
 from mailroom import __version__
 from mailroom.container import Container, build_container
 from mailroom.domain.mailboxes import Mailbox, normalise_mailbox_id
-from mailroom.errors import MailroomError
+from mailroom.errors import MailroomError, ValidationFailed
 from mailroom.services.mailboxes import parse_jsonl
 from mailroom.settings import Settings, SettingsError, load_settings
 
@@ -30,6 +30,12 @@ def settings_from(**overrides: Any) -> Settings:
         return load_settings(os.environ, **overrides)
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+def describe(exc: MailroomError) -> str:
+    if isinstance(exc, ValidationFailed):
+        return f"{exc.name}: {exc.description}"
+    return exc.description
 
 
 def open_container(data_dir: Path | None) -> Container:
@@ -178,7 +184,7 @@ def mailbox_import(file: Any, data_dir: Path | None) -> None:
     try:
         result = open_container(data_dir).mailboxes.import_mailboxes(parse_jsonl(file))
     except MailroomError as exc:
-        raise click.ClickException(f"{exc.description}") from None
+        raise click.ClickException(describe(exc)) from None
     click.echo(f"imported mailboxes: {result.added} added, {result.updated} updated")
 
 
@@ -195,7 +201,7 @@ def workflow_import(file: Any, data_dir: Path | None) -> None:
     try:
         count = open_container(data_dir).mailboxes.import_workflows(parse_jsonl(file))
     except MailroomError as exc:
-        raise click.ClickException(f"{exc.description}") from None
+        raise click.ClickException(describe(exc)) from None
     click.echo(f"imported {count} workflows")
 
 

@@ -1,0 +1,119 @@
+"""The `mailroom` administration commands act on the same store the server uses."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from mailroom.cli.main import cli
+from mailroom.container import build_container
+from mailroom.settings import load_settings
+
+# NHS mesh-client's own test data, byte for byte: double spaces, no final newline.
+NHS_MAILBOXES = (
+    '{"mailbox_id":  "ALICE", "mailbox_name": "TESTMB1", "billing_entity": "England", "ods_code": "X26", '
+    '"org_code": "X26", "password": "password"}\n'
+    '{"mailbox_id":  "BOB", "mailbox_name": "TESTMB2", "billing_entity": "Wales", "ods_code": "X26", '
+    '"org_code": "X26", "password": "password"}'
+)
+NHS_WORKFLOWS = '{"workflow_id": "RESTRICTED_WORKFLOW", "senders": ["ALICE"], "receivers": ["BOB"]}'
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    monkeypatch.delenv("MAILROOM_DATA_DIR", raising=False)
+    data_dir = tmp_path / "data"
+
+    def invoke(*args: str, ok: bool = True):
+        result = CliRunner().invoke(cli, [*args, "--data-dir", str(data_dir)])
+        assert (result.exit_code == 0) is ok, result.output
+        return result
+
+    invoke.data_dir = data_dir
+    return invoke
+
+
+def store(run):
+    return build_container(load_settings({}, data_dir=run.data_dir))
+
+
+def test_add_list_disable_enable(run):
+    assert (
+        "added mailbox X26ABC1"
+        in run("mailbox", "add", "x26abc1", "--password", "pw", "--name", "GP", "--ods-code", "X26").output
+    )
+    assert "updated mailbox X26ABC1" in run("mailbox", "add", "X26ABC1", "--password", "pw2").output
+    rows = [json.loads(line) for line in run("mailbox", "list", "--json").output.splitlines()]
+    assert rows == [
+        {
+            "mailbox_id": "X26ABC1",
+            "mailbox_name": "",
+            "ods_code": "",
+            "org_code": "",
+            "billing_entity": "",
+            "active": True,
+        }
+    ]
+    assert "pw" not in run("mailbox", "list").output
+
+    run("mailbox", "disable", "x26abc1")
+    assert store(run).mailboxes.get("X26ABC1").active is False
+    run("mailbox", "enable", "X26ABC1")
+    container = store(run)
+    assert container.mailboxes.get("X26ABC1").active is True
+    assert container.mailboxes.get("X26ABC1").password == "pw2"
+
+
+def test_disable_unknown_mailbox_is_a_clear_error(run):
+    result = run("mailbox", "disable", "NOPE", ok=False)
+    assert "NOPE" in result.output
+    assert "does not exist" in result.output
+
+
+def test_bad_mailbox_id_is_refused(run):
+    result = run("mailbox", "add", "../etc", "--password", "x", ok=False)
+    assert "MAILBOX_ID" in result.output
+
+
+def test_import_nhs_files(run, tmp_path):
+    mailboxes = tmp_path / "mailboxes.jsonl"
+    workflows = tmp_path / "workflows.jsonl"
+    mailboxes.write_text(NHS_MAILBOXES)
+    workflows.write_text(NHS_WORKFLOWS)
+    assert "2 added, 0 updated" in run("mailbox", "import", str(mailboxes)).output
+    assert "0 added, 2 updated" in run("mailbox", "import", str(mailboxes)).output
+    assert "imported 1 workflows" in run("workflow", "import", str(workflows)).output
+    container = store(run)
+    assert container.mailboxes.get("BOB").billing_entity == "Wales"
+    assert [m.mailbox_id for m in container.mailboxes.workflow_receivers("RESTRICTED_WORKFLOW")] == ["BOB"]
+    assert [m.mailbox_id for m in container.mailboxes.lookup("X26", "RESTRICTED_WORKFLOW")] == ["BOB"]
+
+
+def test_import_of_a_broken_file_names_the_line_and_changes_nothing(run, tmp_path):
+    broken = tmp_path / "mailboxes.jsonl"
+    broken.write_text('{"mailbox_id": "ALICE", "password": "p"}\n{"mailbox_id": "BOB", "password": \n')
+    result = run("mailbox", "import", str(broken), ok=False)
+    assert "line 2" in result.output
+    assert store(run).mailboxes.all() == []
+
+
+def test_import_without_password_is_refused(run, tmp_path):
+    broken = tmp_path / "mailboxes.jsonl"
+    broken.write_text('{"mailbox_id": "ALICE"}\n')
+    assert "no password" in run("mailbox", "import", str(broken), ok=False).output
+
+
+def test_db_upgrade(run):
+    assert "database at revision" in run("db", "upgrade").output
+
+
+def test_admin_commands_reach_a_running_servers_store(run, tmp_path):
+    """The server's container and the CLI share one SQLite file: changes show at once."""
+    server_side = store(run)
+    run("mailbox", "add", "LATE", "--password", "pw")
+    assert server_side.mailboxes.get("LATE").password == "pw"
+    run("mailbox", "disable", "LATE")
+    assert server_side.mailboxes.get("LATE").active is False
+    server_side.close()
