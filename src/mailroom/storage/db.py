@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,11 +21,18 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        # SQLite has one writer at a time. Queueing writers of this process on a lock is far
+        # cheaper than letting them spin in SQLite's busy handler (which sleeps up to 100 ms).
+        self._write_lock = threading.Lock() if self.is_sqlite else contextlib.nullcontext()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction (``BEGIN IMMEDIATE`` on SQLite, so writers queue instead of failing)."""
-        with self.engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
+        with (
+            self._write_lock,
+            self.engine.connect().execution_options(**{_WRITE: True}) as conn,
+            conn.begin(),
+        ):
             yield conn
 
     @contextmanager

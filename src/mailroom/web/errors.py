@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from mailroom import errors
 from mailroom.web.wire.media import V2_TYPE, ApiVersion, negotiate
@@ -97,7 +98,14 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+async def _disconnect_handler(request: Request, exc: Exception) -> JSONResponse:
+    # The client went away mid-body: nothing was stored; nobody will read this answer.
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return JSONResponse({"detail": "client disconnected"}, status_code=400)
+
+
 def register(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnect, _disconnect_handler)
     app.add_exception_handler(errors.MailroomError, _domain_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(HTTPException, _http_handler)
