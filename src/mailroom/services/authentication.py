@@ -23,9 +23,12 @@ class MailboxPrincipal:
 
 
 class AuthenticationService:
-    def __init__(self, settings: Settings, db: Database, clock: Clock, shared_key: str) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, token_db: Database, clock: Clock, shared_key: str
+    ) -> None:
         self._settings = settings
         self._db = db
+        self._token_db = token_db
         self._clock = clock
         self._shared_key = shared_key
 
@@ -49,7 +52,7 @@ class AuthenticationService:
             raise AuthenticationFailed(mesh_hmac.STALE_ERROR)
         if self._settings.auth_single_use_tokens:
             expires = now + 2 * self._settings.auth_clock_skew
-            with self._db.write() as conn:
+            with self._token_db.write() as conn:
                 if not tokens.record_once(conn, mesh_hmac.replay_key(token), expires):
                     raise AuthenticationFailed(mesh_hmac.REPLAY_ERROR)
         return MailboxPrincipal(mailbox)

@@ -68,9 +68,12 @@ def report_message(
 
 
 class MaintenanceService:
-    def __init__(self, settings: Settings, db: Database, payloads: PayloadStore, clock: Clock) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, token_db: Database, payloads: PayloadStore, clock: Clock
+    ) -> None:
         self._settings = settings
         self._db = db
+        self._token_db = token_db
         self._payloads = payloads
         self._clock = clock
 
@@ -78,7 +81,7 @@ class MaintenanceService:
         result = SweepResult()
         self.expire(result)
         self.purge(result)
-        with self._db.write() as conn:
+        with self._token_db.write() as conn:
             result.tokens = tokens.forget_expired(conn, self._clock.now())
         result.orphans = self.remove_orphans()
         self._payloads.remove_stale_uploads(ORPHAN_GRACE)
