@@ -11,6 +11,10 @@ Environment knobs:
 - ``MAILROOM_CONTRACT_PORT``: fixed port, e.g. ``8701`` (NHS's hard-coded one) to run their
   suite with no URL override. Default: a free port.
 - ``MAILROOM_MESH_CLIENT_SDIST``: a local mesh-client sdist instead of ``pip download``.
+
+``mailroom_server`` (module scope) is one Mailroom process over TLS loaded with the same
+mailboxes and workflows as NHS's suite (``nhs_test_workspace``, no sdist needed); ``mailroom``
+hands it to a test after emptying it with ``DELETE /admin/reset``.
 """
 
 from __future__ import annotations
@@ -19,10 +23,18 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from tests.support import nhs_suite
-from tests.support.certs import CertBundle, make_pki
-from tests.support.targets import SERVER_TARGETS, RunningServer, Workspace
+from tests.support.certs import CertBundle, make_pki, ssl_context
+from tests.support.server import ServerProcess
+from tests.support.targets import (
+    SERVER_TARGETS,
+    RunningServer,
+    Workspace,
+    build_mailroom,
+    nhs_test_workspace,
+)
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +68,19 @@ def contract_server(
     ws = Workspace(tmp_path, pki, tests_dir / "mailboxes.jsonl", tests_dir / "workflows.jsonl", _fixed_port())
     with SERVER_TARGETS[name](ws) as process:
         yield RunningServer(name, process)
+
+
+@pytest.fixture(scope="module")
+def mailroom_server(tmp_path_factory: pytest.TempPathFactory, pki: CertBundle) -> Iterator[ServerProcess]:
+    """One real Mailroom process (HTTPS, sandbox mode, shared key TestKey) per test module."""
+    ws = nhs_test_workspace(tmp_path_factory.mktemp("mailroom"), pki)
+    with build_mailroom(ws) as process:
+        yield process
+
+
+@pytest.fixture
+def mailroom(mailroom_server: ServerProcess, pki: CertBundle) -> ServerProcess:
+    """The module's Mailroom, emptied like NHS's suite does it (no auth, no client cert)."""
+    response = httpx.delete(f"{mailroom_server.base_url}/admin/reset", verify=ssl_context(pki), timeout=10)
+    assert response.status_code == 200, (response.status_code, response.text, mailroom_server.log_tail())
+    return mailroom_server

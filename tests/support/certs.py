@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,3 +155,11 @@ def make_pki(directory: Path) -> CertBundle:
         client_cert=_write_cert(directory / "client.cert.pem", client.cert),
         client_key=_write_key(directory / "client.key.pem", client.key),
     )
+
+
+def ssl_context(pki: CertBundle, *, client_cert: bool = False) -> ssl.SSLContext:
+    """A client-side context trusting the test CA; presents the test client certificate if asked."""
+    context = ssl.create_default_context(cafile=str(pki.ca_cert))
+    if client_cert:
+        context.load_cert_chain(str(pki.client_cert), str(pki.client_key))
+    return context

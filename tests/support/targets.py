@@ -7,10 +7,11 @@ that server is not available in this environment.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,18 @@ SBX_PYTHON_ENV = "MAILROOM_SBX_PYTHON"
 DEFAULT_SBX_PYTHON = "/tmp/sbx-venv/bin/python"
 SHARED_KEY = "TestKey"
 NHS_DEFAULT_PORT = 8701
+
+#: NHS's test mailboxes and workflows (mesh-client's ``tests/*.jsonl``); password ``password``.
+TEST_PASSWORD = "password"
+NHS_TEST_MAILBOXES: tuple[dict[str, str], ...] = (
+    {"mailbox_id": "ALICE", "mailbox_name": "TESTMB1", "billing_entity": "England", "ods_code": "X26"},
+    {"mailbox_id": "BOB", "mailbox_name": "TESTMB2", "billing_entity": "Wales", "ods_code": "X26"},
+    {"mailbox_id": "BARRY", "mailbox_name": "TESTMB3", "billing_entity": "England", "ods_code": "X27"},
+)
+NHS_TEST_WORKFLOWS: tuple[dict[str, object], ...] = (
+    {"workflow_id": "RESTRICTED_WORKFLOW", "senders": ["ALICE"], "receivers": ["BOB"]},
+    {"workflow_id": "ANOTHER_WORKFLOW", "senders": ["BOB"], "receivers": ["BARRY", "ALICE"]},
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +63,20 @@ class RunningServer:
 
 
 Builder = Callable[[Workspace], ServerProcess]
+
+
+def _write_jsonl(path: Path, rows: Iterable[Mapping[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def nhs_test_workspace(root: Path, pki: CertBundle, port: int | None = None) -> Workspace:
+    """A workspace in ``root`` holding NHS's test mailboxes (ALICE, BOB, BARRY) and workflows."""
+    root.mkdir(parents=True, exist_ok=True)
+    boxes = [{**box, "org_code": box["ods_code"], "password": TEST_PASSWORD} for box in NHS_TEST_MAILBOXES]
+    mailboxes = _write_jsonl(root / "mailboxes.jsonl", boxes)
+    workflows = _write_jsonl(root / "workflows.jsonl", NHS_TEST_WORKFLOWS)
+    return Workspace(root, pki, mailboxes, workflows, port)
 
 
 def sandbox_python() -> Path:
@@ -83,8 +110,12 @@ def _mailroom_cli(*args: str | Path, env: dict[str, str]) -> None:
         pytest.fail(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
 
 
-def build_mailroom(ws: Workspace) -> ServerProcess:
-    """Mailroom in sandbox mode over TLS (client certs optional), data imported from jsonl."""
+def build_mailroom(ws: Workspace, *, require_client_cert: bool = False) -> ServerProcess:
+    """Mailroom in sandbox mode over TLS, data imported from jsonl.
+
+    Client certificates are optional unless ``require_client_cert`` (then the health probe
+    presents the test client certificate).
+    """
     if importlib.util.find_spec("mailroom") is None or importlib.util.find_spec("mailroom.__main__") is None:
         pytest.skip("mailroom (with `python -m mailroom`) is not installed in this environment yet")
     env = {**os.environ, "MAILROOM_SHARED_KEY": SHARED_KEY}
@@ -96,7 +127,18 @@ def build_mailroom(ws: Workspace) -> ServerProcess:
         "--data-dir", str(data_dir), "--tls-cert", str(ws.pki.server_cert),
         "--tls-key", str(ws.pki.server_key), "--tls-client-ca", str(ws.pki.ca_cert), "--sandbox",
     ]  # fmt: skip
-    return ServerProcess(argv, log_path=ws.root / "server.log", port=ws.port, env=env, ca_cert=ws.pki.ca_cert)
+    client_cert = None
+    if require_client_cert:
+        argv.append("--require-client-cert")
+        client_cert = (ws.pki.client_cert, ws.pki.client_key)
+    return ServerProcess(
+        argv,
+        log_path=ws.root / "server.log",
+        port=ws.port,
+        env=env,
+        ca_cert=ws.pki.ca_cert,
+        client_cert=client_cert,
+    )
 
 
 SERVER_TARGETS: dict[str, Builder] = {"mesh-sandbox": build_mesh_sandbox, "mailroom": build_mailroom}
