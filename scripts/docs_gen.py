@@ -23,7 +23,7 @@ from pathlib import Path
 import click
 
 from mailroom.cli.main import cli
-from mailroom.settings import DEFAULT_HEADER_LIMITS, ENV_PREFIX, Settings, setting_docs
+from mailroom.settings import DEFAULT_HEADER_LIMITS, ENV_PREFIX, Settings, format_duration, setting_docs
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PAGE = ROOT / "docs" / "configuration.md"
@@ -53,15 +53,6 @@ def begin_marker(script: str) -> str:
 
 def _fields() -> dict[str, dataclasses.Field[object]]:
     return {ENV_PREFIX + f.name.upper(): f for f in dataclasses.fields(Settings)}
-
-
-def format_duration(value: timedelta) -> str:
-    """A timedelta in the syntax the settings accept: ``5d``, ``2h``, ``15m``, ``30s``."""
-    seconds = int(value.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def _format_default(field: dataclasses.Field[object], shown: str) -> str:

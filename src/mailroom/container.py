@@ -49,7 +49,7 @@ def resolve_shared_key(settings: Settings) -> str:
         return settings.shared_key
     path = settings.data_dir / "shared.key"
     if not path.exists():
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         _write_private(path, secrets.token_urlsafe(32))
     return path.read_text().strip()
 
@@ -84,7 +84,7 @@ def build_container(
     payloads: PayloadStore | None = None,
     migrate: bool = True,
 ) -> Container:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # passwords live here
     clock = clock or SystemClock()
     db = create_database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
     if migrate:
@@ -100,7 +100,7 @@ def build_container(
         auth=AuthenticationService(settings, db, token_db, clock, resolve_shared_key(settings)),
         mailboxes=MailboxService(db, clock),
         sending=SendingService(settings, db, store, clock),
-        receiving=ReceivingService(settings, db, clock),
+        receiving=ReceivingService(settings, db, store, clock),
         tracking=TrackingService(db),
         maintenance=MaintenanceService(settings, db, token_db, store, clock),
         sandbox=SandboxService(db, store, clock),

@@ -231,12 +231,30 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
 
 
+def format_duration(value: timedelta) -> str:
+    """The shortest form ``parse_duration`` reads back: ``5d``, ``2h``, ``15m``, ``30s``."""
+    seconds = value.total_seconds()
+    for unit in ("d", "h", "m"):
+        if seconds and seconds % _UNITS[unit] == 0:
+            return f"{int(seconds // _UNITS[unit])}{unit}"
+    return f"{seconds:g}s"
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, Mapping):
+        return ",".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def setting_docs() -> list[tuple[str, str, str]]:
     """(environment variable, default, help) for every setting, for docs and `--help`."""
     rows = []
     defaults = Settings()
     for f in dataclasses.fields(Settings):
         default = getattr(defaults, f.name)
-        shown = ",".join(f"{k}={v}" for k, v in default.items()) if isinstance(default, Mapping) else default
-        rows.append((ENV_PREFIX + f.name.upper(), str(shown), f.metadata["help"]))
+        rows.append((ENV_PREFIX + f.name.upper(), format_value(default), f.metadata["help"]))
     return rows

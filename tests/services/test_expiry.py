@@ -156,3 +156,24 @@ def _chunk_key(container, message_id):
         chunk = messages.get_chunk(conn, message_id, 1)
     assert chunk is not None
     return chunk.payload_key
+
+
+def test_abandoned_chunked_upload_fails_after_the_inbox_retention(container, clock):
+    from mailroom.domain.messages import ChunkRange as Range
+
+    request = SendRequest(recipient_id="BOB", sender_claim="", chunks=Range(1, 3), meta=Metadata(workflow_id="WF"))
+    plan = container.sending.plan_send(principal(container, "ALICE"), request)
+    partial = container.sending.store_first_chunk(plan, [b"part one"])
+    clock.advance(timedelta(days=5) - timedelta(seconds=1))
+    assert container.maintenance.sweep().abandoned == []
+    clock.advance(timedelta(seconds=1))
+    assert container.maintenance.sweep().abandoned == [partial.message_id]
+    tracked = container.tracking.by_message_id(principal(container, "ALICE"), partial.message_id)
+    assert tracked.status is MessageStatus.ERROR
+    assert tracked.detail.description == "Chunked upload was not completed in time"
+    assert inbox(container, "BOB") == []
+    key = _chunk_key(container, partial.message_id)
+    clock.advance(timedelta(days=30))
+    assert container.maintenance.sweep().purged == 1
+    with pytest.raises(PayloadMissing):
+        list(container.payloads.open(key))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import ssl
 from pathlib import Path
@@ -49,8 +50,8 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
-@click.option("--port", type=int, default=None, help="Port to listen on (default 8700).")
+@click.option("--host", default=None, help="Address to listen on [default: $MAILROOM_HOST or 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port to listen on [default: $MAILROOM_PORT or 8700].")
 @data_dir_option
 @click.option("--tls-cert", default=None, help="PEM certificate chain: serve HTTPS.")
 @click.option("--tls-key", default=None, help="PEM private key of --tls-cert.")
@@ -74,6 +75,9 @@ def serve(**options: Any) -> None:
     from mailroom.web.app import create_app
 
     settings = settings_from(**options)
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app = create_app(settings)
     tls: dict[str, Any] = {}
     if settings.tls_cert:

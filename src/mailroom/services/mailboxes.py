@@ -51,7 +51,7 @@ def mailbox_from_record(record: dict[str, Any]) -> Mailbox:
         org_code=str(record.get("org_code") or ""),
         org_name=str(record.get("org_name") or ""),
         billing_entity=str(record.get("billing_entity") or ""),
-        active=bool(record.get("active", True)),
+        active=_active(record.get("active", True)),
     )
 
 
@@ -68,6 +68,12 @@ def workflow_from_record(record: dict[str, Any]) -> tuple[str, list[WorkflowRegi
                 raise ValidationFailed("body", key, f"not a mailbox id: {raw!r}")
             registrations.append(WorkflowRegistration(workflow_id, mailbox_id, role))
     return workflow_id, registrations
+
+
+def _active(value: object) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() not in {"false", "no", "n", "0", "off", ""}
+    return bool(value)
 
 
 class MailboxService:

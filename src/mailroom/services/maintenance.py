@@ -15,6 +15,7 @@ from mailroom.domain.messages import (
     MessageType,
     Metadata,
     Party,
+    StatusDetail,
 )
 from mailroom.domain.reports import SYSTEM_SENDER_NAME, ReportSpec, not_collected_report
 from mailroom.ids import new_message_id
@@ -34,6 +35,7 @@ ORPHAN_GRACE = timedelta(hours=1)
 class SweepResult:
     expired: list[str] = field(default_factory=list)
     reports: list[str] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)
     purged: int = 0
     orphans: int = 0
     tokens: int = 0
@@ -80,6 +82,7 @@ class MaintenanceService:
     def sweep(self) -> SweepResult:
         result = SweepResult()
         self.expire(result)
+        self.abandon_uploads(result)
         self.purge(result)
         with self._token_db.write() as conn:
             result.tokens = tokens.forget_expired(conn, self._clock.now())
@@ -127,6 +130,28 @@ class MaintenanceService:
             messages.add_event(conn, report.message_id, MessageStatus.ACCEPTED, now, spec.detail)
         log.info("expired %s; report %s sent to %s", message_id, report.message_id, spec.recipient_id)
         return report.message_id
+
+    def abandon_uploads(self, result: SweepResult) -> None:
+        """A chunked upload not completed within the inbox retention fails (status ``error``);
+        its chunks are then purged like any finished message's."""
+        now = self._clock.now()
+        cutoff = now - self._settings.inbox_retention
+        detail = StatusDetail(
+            event="SEND", code="InvalidChunkedUpload", description="Chunked upload was not completed in time"
+        )
+        with self._db.read() as conn:
+            due = messages.due_for_abandon(conn, cutoff, BATCH)
+        for message_id in due:
+            with self._db.write() as conn:
+                if messages.change_status(
+                    conn,
+                    message_id,
+                    MessageStatus.ERROR,
+                    now,
+                    only_from=[MessageStatus.UPLOADING],
+                    detail=detail,
+                ):
+                    result.abandoned.append(message_id)
 
     def purge(self, result: SweepResult) -> None:
         cutoff = self._clock.now() - self._settings.payload_retention

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,6 +15,7 @@ from mailroom.errors import Ambiguous, Forbidden, Gone, MessageNotFound, NotFoun
 from mailroom.services.authentication import MailboxPrincipal
 from mailroom.settings import AfterAck, Settings
 from mailroom.storage.db import Database
+from mailroom.storage.payloads import PayloadMissing, PayloadStore
 from mailroom.storage.repos import messages
 from mailroom.storage.repos.messages import ChunkRow, InboxPosition
 
@@ -40,6 +42,7 @@ class Download:
 class RecentPage:
     messages: list[Message]
     next_token: str | None
+    since: datetime  # the start of the window actually used (``start_time`` or its default)
 
 
 def encode_position(created: datetime, message_id: str) -> str:
@@ -63,9 +66,10 @@ def decode_position(token: str, name: str = "continue_from") -> tuple[datetime, 
 
 
 class ReceivingService:
-    def __init__(self, settings: Settings, db: Database, clock: Clock) -> None:
+    def __init__(self, settings: Settings, db: Database, payloads: PayloadStore, clock: Clock) -> None:
         self._settings = settings
         self._db = db
+        self._payloads = payloads
         self._clock = clock
 
     def inbox(
@@ -111,10 +115,21 @@ class ReceivingService:
             self._check_downloadable(message)
             if message.is_report:
                 return Download(message, chunk_no, None)
+            if chunk_no > message.total_chunks:  # before the query: any int can arrive in the path
+                raise MessageNotFound(message_id=message_id)
             chunk = messages.get_chunk(conn, message_id, chunk_no)
-        if chunk is None or chunk_no > message.total_chunks:
+        if chunk is None:
             raise MessageNotFound(message_id=message_id)
         return Download(message, chunk_no, chunk)
+
+    def open_chunk(self, found: Download) -> Iterator[bytes]:
+        """The stored bytes of a downloadable chunk, streamed; Gone if they were purged."""
+        if found.chunk is None:
+            return iter(())
+        try:
+            return self._payloads.open(found.chunk.payload_key)
+        except PayloadMissing:
+            raise Gone(message_id=found.message.message_id) from None
 
     def head(self, principal: MailboxPrincipal, message_id: str) -> Message:
         """Metadata for the recipient (downloadable messages) or the sender (any status)."""
@@ -171,7 +186,7 @@ class ReceivingService:
             rows = messages.recent(conn, since=since, before=before, limit=limit + 1, **party)
         page = rows[:limit]
         token = encode_position(page[-1].created_at, page[-1].message_id) if len(rows) > limit else None
-        return RecentPage(page, token)
+        return RecentPage(page, token, since)
 
 
 class TrackingService:

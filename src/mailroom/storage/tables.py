@@ -124,6 +124,7 @@ messages = Table(
     Index(None, "sender_id", "local_id"),
     Index(None, "status", "inbox_expires_at"),
     Index(None, "status", "status_at"),
+    Index(None, "status", "created_at"),
 )
 
 message_events = Table(

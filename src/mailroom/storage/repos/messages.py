@@ -331,6 +331,16 @@ def due_for_expiry(conn: Connection, now: datetime, limit: int) -> list[str]:
     return list(conn.execute(stmt).scalars())
 
 
+def due_for_abandon(conn: Connection, cutoff: datetime, limit: int) -> list[str]:
+    stmt = (
+        select(messages.c.message_id)
+        .where(messages.c.status == MessageStatus.UPLOADING.value, messages.c.created_at <= cutoff)
+        .order_by(messages.c.created_at)
+        .limit(limit)
+    )
+    return list(conn.execute(stmt).scalars())
+
+
 def due_for_purge(conn: Connection, cutoff: datetime, limit: int) -> list[str]:
     stmt = (
         select(messages.c.message_id)

@@ -10,10 +10,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from mailroom.domain.messages import WorkflowFilter
-from mailroom.errors import Gone, MessageNotFound, ValidationFailed
+from mailroom.errors import MessageNotFound, ValidationFailed
 from mailroom.ids import normalise_message_id
 from mailroom.services.receiving import Download
-from mailroom.storage.payloads import PayloadMissing
 from mailroom.web.deps import Principal, Services, Version
 from mailroom.web.wire.headers import message_headers
 from mailroom.web.wire.media import V2_TYPE, ApiVersion, accepts_gzip
@@ -118,10 +117,7 @@ def download(
     headers = message_headers(found.message, chunk_no)
     if found.chunk is None:  # a REPORT: headers only
         return Response(b"", status_code=200, headers=headers, media_type="application/octet-stream")
-    try:
-        stream = services.payloads.open(found.chunk.payload_key)
-    except PayloadMissing:
-        raise Gone(message_id=found.message.message_id) from None
+    stream = services.receiving.open_chunk(found)
     body, encoding, length = _negotiate_body(
         found, stream, request, services.settings.compress_downloads, version
     )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 14:36:05.336703
+Create Date: 2026-11-22
 """
 
 from __future__ import annotations
@@ -96,6 +96,9 @@ def upgrade() -> None:
             batch_op.f("ix_messages_sender_id_local_id"), ["sender_id", "local_id"], unique=False
         )
         batch_op.create_index(
+            batch_op.f("ix_messages_status_created_at"), ["status", "created_at"], unique=False
+        )
+        batch_op.create_index(
             batch_op.f("ix_messages_status_inbox_expires_at"), ["status", "inbox_expires_at"], unique=False
         )
         batch_op.create_index(
@@ -163,6 +166,7 @@ def downgrade() -> None:
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_messages_status_status_at"))
         batch_op.drop_index(batch_op.f("ix_messages_status_inbox_expires_at"))
+        batch_op.drop_index(batch_op.f("ix_messages_status_created_at"))
         batch_op.drop_index(batch_op.f("ix_messages_sender_id_local_id"))
         batch_op.drop_index(batch_op.f("ix_messages_sender_id_created_at"))
         batch_op.drop_index(batch_op.f("ix_messages_recipient_id_status_accepted_at_message_id"))
