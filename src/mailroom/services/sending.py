@@ -127,6 +127,9 @@ class SendingService:
 
     @staticmethod
     def _check_workflow(conn: Connection, sender: str, recipient: str, workflow_id: str) -> None:
+        """Real MESH restricts only some workflows: those with registrations here."""
+        if not mailboxes.workflow_known(conn, workflow_id):
+            return
         if not mailboxes.is_registered(conn, workflow_id, sender, WorkflowRole.SENDER):
             raise SendRejected("Sender is not allowed to send messages of this type", code="16")
         if not mailboxes.is_registered(conn, workflow_id, recipient, WorkflowRole.RECEIVER):
@@ -180,8 +183,10 @@ class SendingService:
             if message is None:
                 raise MessageNotFound(message_id=message_id)
             _count, stored_size = messages.chunk_totals(conn, message_id)
+            resent = messages.get_chunk(conn, message_id, chunk.number)
         self._check_chunk(principal, message, chunk, content_encoding)
-        room = self._settings.max_message_bytes - stored_size
+        # a re-sent chunk replaces the stored copy, so the old bytes do not count towards the total
+        room = self._settings.max_message_bytes - stored_size + (resent.size if resent else 0)
         return ChunkPlan(message_id, chunk, max(0, min(self._settings.max_chunk_bytes, room)))
 
     @staticmethod

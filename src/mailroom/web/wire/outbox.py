@@ -24,11 +24,11 @@ router = APIRouter()
 SMALL_BODY = 1024 * 1024
 
 
-async def request_body(request: Request, max_bytes: int) -> Iterable[bytes]:
+async def request_body(request: Request, max_bytes: int, message_id: str | None = None) -> Iterable[bytes]:
     declared = request.headers.get("content-length", "")
     size = int(declared) if declared.isascii() and declared.isdigit() else None
     if size is not None and size > max_bytes:
-        raise PayloadTooLarge()
+        raise PayloadTooLarge(message_id=message_id)
     if size is not None and size <= SMALL_BODY:
         return [await request.body()]
     return BodyBridge(request.stream())
@@ -70,7 +70,7 @@ async def send_chunk(
     if normalise_message_id(message_id) is None:
         raise MessageNotFound(message_id=wanted)
     plan = await run_in_threadpool(services.sending.plan_chunk, principal, wanted, chunk, encoding)
-    body = await request_body(request, plan.max_bytes)
+    body = await request_body(request, plan.max_bytes, wanted)
     await anyio.to_thread.run_sync(services.sending.store_chunk, principal, plan, body)
     if version is ApiVersion.V2:
         return JSONResponse({"message_id": wanted}, status_code=202)
