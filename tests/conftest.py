@@ -41,8 +41,9 @@ def clock() -> FixedClock:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings({}, data_dir=tmp_path / "data", shared_key=SHARED_KEY, sandbox=True,
-                         sweep_interval=timedelta(0))
+    return load_settings(
+        {}, data_dir=tmp_path / "data", shared_key=SHARED_KEY, sandbox=True, sweep_interval=timedelta(0)
+    )
 
 
 @pytest.fixture
@@ -65,7 +66,9 @@ def client(settings: Settings, container: Container) -> Iterator[TestClient]:
 def auth(clock: FixedClock) -> AuthFactory:
     """``auth("ALICE")`` → a fresh, valid ``Authorization`` header value at the clock's time."""
 
-    def make(mailbox: str, password: str = PASSWORD, *, key: str = SHARED_KEY, at: datetime | None = None) -> str:
+    def make(
+        mailbox: str, password: str = PASSWORD, *, key: str = SHARED_KEY, at: datetime | None = None
+    ) -> str:
         return build_header(mailbox, password, key, nonce=str(uuid.uuid4()), at=at or clock.now())
 
     return make

@@ -161,7 +161,9 @@ def _chunk_key(container, message_id):
 def test_abandoned_chunked_upload_fails_after_the_inbox_retention(container, clock):
     from mailroom.domain.messages import ChunkRange as Range
 
-    request = SendRequest(recipient_id="BOB", sender_claim="", chunks=Range(1, 3), meta=Metadata(workflow_id="WF"))
+    request = SendRequest(
+        recipient_id="BOB", sender_claim="", chunks=Range(1, 3), meta=Metadata(workflow_id="WF")
+    )
     plan = container.sending.plan_send(principal(container, "ALICE"), request)
     partial = container.sending.store_first_chunk(plan, [b"part one"])
     clock.advance(timedelta(days=5) - timedelta(seconds=1))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 
 def test_send_list_download_acknowledge(client, headers):
-    sent = client.post("/messageexchange/ALICE/outbox", content=b"hello bob",
-                       headers=headers("ALICE", mex_to="BOB", mex_workflowid="WF1", mex_subject="hi"))
+    sent = client.post(
+        "/messageexchange/ALICE/outbox",
+        content=b"hello bob",
+        headers=headers("ALICE", mex_to="BOB", mex_workflowid="WF1", mex_subject="hi"),
+    )
     assert sent.status_code == 202, sent.text
     message_id = sent.json()["message_id"]
 

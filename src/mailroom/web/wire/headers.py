@@ -69,10 +69,11 @@ def required(headers: Mapping[str, str], name: str) -> str:
 
 
 def parse_send(headers: Mapping[str, str], settings: Settings) -> SendRequest:
-    """A new message's headers, checked in mesh-sandbox's order (after authentication)."""
-    check_headers(headers, settings)
+    """A new message's headers, checked in mesh-sandbox's order (after authentication):
+    missing required headers first (FastAPI validation), then lengths, control characters, URLs."""
     recipient = required(headers, "mex-to").strip().upper()
     workflow_id = required(headers, "mex-workflowid").strip()
+    check_headers(headers, settings)
     checksum = headers.get("mex-content-checksum", "")
     if not _CHECKSUM.match(checksum):
         raise BadRequest("Invalid checksum", event="SEND", code="Invalid checksum")

@@ -88,15 +88,13 @@ def rich_page(
     page = services.receiving.recent(
         principal, outbox=outbox, limit=limit, start_time=start, continue_from=continue_from
     )
-    now = services.clock.now()
-    since = start or page.messages[-1].created_at if page.messages else start or now
     path = f"/messageexchange/{principal.mailbox_id}/{'outbox' if outbox else 'inbox'}/rich"
-    params = {"start_time": iso(since), "max_results": limit}
+    params = {"start_time": iso(page.since), "max_results": limit}
     links = {"self": link(path, params)}
     if page.next_token:
         links["next"] = link(path, {**params, "continue_from": page.next_token})
     return {
-        "valid_at": iso(now),
+        "valid_at": iso(services.clock.now()),
         "messages": [rich_item(message, outbox=outbox) for message in page.messages],
         "links": links,
     }

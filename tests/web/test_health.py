@@ -1,0 +1,44 @@
+"""Liveness endpoints (spec §5.1) and unknown routes (spec §7.1)."""
+
+from __future__ import annotations
+
+import pytest
+
+PATHS = [
+    "/health",
+    "/_status",
+    "/_ping",
+    "/healthcheck",
+    "/messageexchange/_ping",
+    "/messageexchange/deepping",
+]
+
+
+def test_health_paths_answer_json_without_auth(client):
+    for path in PATHS:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert response.headers["content-type"] == "application/json"
+        assert response.json() == {
+            "env": "local",
+            "build_label": "mailroom",
+            "status": "running",
+            "outcome": "Yes",
+        }
+
+
+def test_health_reports_the_configured_environment(make_client):
+    custom = make_client(env_name="int", build_label="build-42")
+    assert custom.get("/messageexchange/_ping").json() == {
+        "env": "int",
+        "build_label": "build-42",
+        "status": "running",
+        "outcome": "Yes",
+    }
+
+
+@pytest.mark.parametrize("path", ["/nothing/here", "/messageexchange/ALICE/inbox/x/y/z", "/admin"])
+def test_unknown_route_is_404_not_found(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not Found"}
