@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from mailroom.clock import FixedClock
-from mailroom.container import Container, build_container
+from mailroom.container import Container
 from mailroom.settings import Settings
 from mailroom.web.app import create_app
 
@@ -79,7 +78,7 @@ def send_chunked(client: TestClient, headers: HeaderFactory) -> Callable[..., st
 
 @pytest.fixture
 def make_client(
-    settings: Settings, container: Container, clock: FixedClock, tmp_path: Path
+    settings: Settings, container: Container, fresh_container: Callable[[Settings], Container], tmp_path: Path
 ) -> Iterator[Callable[..., TestClient]]:
     """``make_client(download_after_ack="allow")`` → a client of a second app built with
     ``settings.replace(...)``, its own database and payloads, the same mailboxes and clock."""
@@ -87,7 +86,7 @@ def make_client(
 
     def make(**changes: Any) -> TestClient:
         custom = settings.replace(data_dir=tmp_path / f"alt{len(opened)}", **changes)
-        built = build_container(custom, clock=clock)
+        built = fresh_container(custom)
         for mailbox in container.mailboxes.all():
             built.mailboxes.add(mailbox)
         test_client = TestClient(create_app(custom, built))
