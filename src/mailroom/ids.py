@@ -12,7 +12,7 @@ _GENERATED = re.compile(r"^\d{20}_[0-9A-F]{6}$")
 
 
 def new_message_id(now: datetime) -> str:
-    """``yyyyMMddHHmmssffffff_XXXXXX`` in UTC, as real MESH generates them (27 characters)."""
+    """UTC ``yyyyMMddHHmmssffffff``, ``_`` and six upper-case hex digits, as real MESH ids (27 chars)."""
     return f"{now.strftime('%Y%m%d%H%M%S%f')}_{secrets.token_hex(3).upper()}"
 
 

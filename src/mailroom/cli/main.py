@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import ssl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +35,15 @@ def settings_from(**overrides: Any) -> Settings:
         raise click.UsageError(str(exc)) from None
 
 
-def describe(exc: MailroomError) -> str:
-    if isinstance(exc, ValidationFailed):
-        return f"{exc.name}: {exc.description}"
-    return exc.description
+@contextmanager
+def errors_as_usage(prefix: str = "") -> Iterator[None]:
+    """A domain error becomes a one-line message and exit status 1, not a traceback."""
+    try:
+        yield
+    except ValidationFailed as exc:
+        raise click.ClickException(f"{prefix}{exc.name}: {exc.description}") from None
+    except MailroomError as exc:
+        raise click.ClickException(f"{prefix}{exc.description}") from None
 
 
 def open_container(data_dir: Path | None) -> Container:
@@ -173,10 +180,8 @@ def mailbox_enable(mailbox_id: str, data_dir: Path | None) -> None:
 
 
 def _set_active(mailbox_id: str, active: bool, data_dir: Path | None) -> None:
-    try:
+    with errors_as_usage(f"{mailbox_id.upper()}: "):
         open_container(data_dir).mailboxes.set_active(mailbox_id.upper(), active)
-    except MailroomError as exc:
-        raise click.ClickException(f"{mailbox_id.upper()}: {exc.description}") from None
     click.echo(f"{'enabled' if active else 'disabled'} mailbox {mailbox_id.upper()}")
 
 
@@ -185,10 +190,8 @@ def _set_active(mailbox_id: str, active: bool, data_dir: Path | None) -> None:
 @data_dir_option
 def mailbox_import(file: Any, data_dir: Path | None) -> None:
     """Import mailboxes from a mesh-sandbox style mailboxes.jsonl."""
-    try:
+    with errors_as_usage():
         result = open_container(data_dir).mailboxes.import_mailboxes(parse_jsonl(file))
-    except MailroomError as exc:
-        raise click.ClickException(describe(exc)) from None
     click.echo(f"imported mailboxes: {result.added} added, {result.updated} updated")
 
 
@@ -202,10 +205,8 @@ def workflow() -> None:
 @data_dir_option
 def workflow_import(file: Any, data_dir: Path | None) -> None:
     """Import workflows from a mesh-sandbox style workflows.jsonl."""
-    try:
+    with errors_as_usage():
         count = open_container(data_dir).mailboxes.import_workflows(parse_jsonl(file))
-    except MailroomError as exc:
-        raise click.ClickException(describe(exc)) from None
     click.echo(f"imported {count} workflows")
 
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 import anyio.from_thread
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from mailroom.container import Container
 from mailroom.services.authentication import MailboxPrincipal
@@ -32,6 +32,9 @@ def api_version(request: Request) -> ApiVersion:
 Services = Annotated[Container, Depends(container)]
 Principal = Annotated[MailboxPrincipal, Depends(mesh_principal)]
 Version = Annotated[ApiVersion, Depends(api_version)]
+#: A chunk number in a path: 1 or more (validated after authentication, as FastAPI solves
+#: dependencies before it reports parameter errors).
+ChunkNumber = Annotated[int, Path(ge=1)]
 
 
 class BodyBridge(Iterator[bytes]):

@@ -13,7 +13,7 @@ from mailroom.domain.messages import WorkflowFilter
 from mailroom.errors import MessageNotFound, ValidationFailed
 from mailroom.ids import normalise_message_id
 from mailroom.services.receiving import Download
-from mailroom.web.deps import Principal, Services, Version
+from mailroom.web.deps import ChunkNumber, Principal, Services, Version
 from mailroom.web.wire.headers import message_headers
 from mailroom.web.wire.media import V2_TYPE, ApiVersion, accepts_gzip
 from mailroom.web.wire.paging import int_param, link, rich_page, text_param
@@ -100,19 +100,11 @@ def download(
     request: Request,
     mailbox: str,
     message_id: str,
-    chunk_no: int,
+    chunk_no: ChunkNumber,
     principal: Principal,
     services: Services,
     version: Version,
 ) -> Response:
-    if chunk_no < 1:
-        raise ValidationFailed(
-            "path",
-            "chunk_no",
-            "Input should be greater than or equal to 1",
-            kind="greater_than_equal",
-            value=str(chunk_no),
-        )
     found = services.receiving.download(principal, _message_id(message_id), chunk_no)
     headers = message_headers(found.message, chunk_no)
     if found.chunk is None:  # a REPORT: headers only

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mailroom.errors import MessageNotFound, PayloadTooLarge, ValidationFailed
 from mailroom.ids import normalise_message_id
-from mailroom.web.deps import BodyBridge, Principal, Services, Version
+from mailroom.web.deps import BodyBridge, ChunkNumber, Principal, Services, Version
 from mailroom.web.wire import headers as mex
 from mailroom.web.wire.media import V2_TYPE, ApiVersion
 from mailroom.web.wire.paging import rich_page
@@ -51,19 +51,11 @@ async def send_chunk(
     request: Request,
     mailbox: str,
     message_id: str,
-    chunk_no: int,
+    chunk_no: ChunkNumber,
     principal: Principal,
     services: Services,
     version: Version,
 ) -> JSONResponse:
-    if chunk_no < 1:
-        raise ValidationFailed(
-            "path",
-            "chunk_no",
-            "Input should be greater than or equal to 1",
-            kind="greater_than_equal",
-            value=str(chunk_no),
-        )
     settings = services.settings
     wanted = normalise_message_id(message_id) or message_id.upper()
     chunk, encoding = mex.parse_chunk_upload(request.headers, chunk_no, settings, wanted)
