@@ -85,6 +85,7 @@ def serve(**options: Any) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     app = create_app(settings)
     tls: dict[str, Any] = {}
     if settings.tls_cert:
@@ -97,6 +98,10 @@ def serve(**options: Any) -> None:
         f"mailroom {__version__}: {scheme}://{settings.host}:{settings.port} "
         f"data in {settings.data_dir.resolve()}" + (" [sandbox]" if settings.sandbox else "")
     )
+    key_source = (
+        "MAILROOM_SHARED_KEY" if settings.shared_key else str(settings.data_dir.resolve() / "shared.key")
+    )
+    click.echo(f"shared key (the NHSMESH HMAC key clients need) from {key_source}")
     uvicorn.run(
         app,
         host=settings.host,
