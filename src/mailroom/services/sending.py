@@ -135,6 +135,10 @@ class SendingService:
         if not mailboxes.is_registered(conn, workflow_id, recipient, WorkflowRole.RECEIVER):
             raise SendRejected("Workflow ID not registered for mailbox", code="17")
 
+    def send(self, principal: MailboxPrincipal, request: SendRequest, body: Iterable[bytes]) -> Message:
+        """``plan_send`` then ``store_first_chunk`` in one call, for a body already in memory."""
+        return self.store_first_chunk(self.plan_send(principal, request), body)
+
     def store_first_chunk(self, plan: SendPlan, body: Iterable[bytes]) -> Message:
         """Stream chunk 1 to storage, then record the message (visible if it is complete)."""
         limit = min(self._settings.max_chunk_bytes, self._settings.max_message_bytes)

@@ -1,4 +1,10 @@
-"""FastAPI dependencies: the container, the authenticated mailbox, the negotiated version."""
+"""FastAPI dependencies: the container, the authenticated mailbox, the negotiated version.
+
+FastAPI runs a plain ``def`` dependency in the thread pool, one thread hop each. Those that do
+no I/O are ``async def`` so they run on the event loop; the one that reads the database makes
+exactly one hop. (Measured: this took the server's CPU per authenticated request from about
+3 ms to 2.6 ms, see bench/.)
+"""
 
 from __future__ import annotations
 
@@ -7,25 +13,30 @@ from typing import Annotated
 
 import anyio.from_thread
 from fastapi import Depends, Path, Request
+from starlette.concurrency import run_in_threadpool
 
 from mailroom.container import Container
 from mailroom.services.authentication import MailboxPrincipal
 from mailroom.web.wire.media import ApiVersion, negotiate
 
 
-def container(request: Request) -> Container:
+def get_container(request: Request) -> Container:
     value = request.app.state.container
     assert isinstance(value, Container)
     return value
 
 
-def mesh_principal(request: Request, mailbox: str) -> MailboxPrincipal:
+async def container(request: Request) -> Container:
+    return get_container(request)
+
+
+async def mesh_principal(request: Request, mailbox: str) -> MailboxPrincipal:
     """Authenticates the ``NHSMESH`` token for the path mailbox (runs before anything else)."""
-    services = container(request)
-    return services.auth.authenticate(request.headers.get("authorization"), mailbox)
+    auth = get_container(request).auth
+    return await run_in_threadpool(auth.authenticate, request.headers.get("authorization"), mailbox)
 
 
-def api_version(request: Request) -> ApiVersion:
+async def api_version(request: Request) -> ApiVersion:
     return negotiate(request.headers.get("accept"))
 
 

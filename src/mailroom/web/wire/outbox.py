@@ -24,11 +24,17 @@ router = APIRouter()
 SMALL_BODY = 1024 * 1024
 
 
-async def request_body(request: Request, max_bytes: int, message_id: str | None = None) -> Iterable[bytes]:
+def declared_size(request: Request, max_bytes: int, message_id: str | None = None) -> int | None:
+    """The Content-Length, refused with 413 when over ``max_bytes``; None when not given."""
     declared = request.headers.get("content-length", "")
     size = int(declared) if declared.isascii() and declared.isdigit() else None
     if size is not None and size > max_bytes:
         raise PayloadTooLarge(message_id=message_id)
+    return size
+
+
+async def request_body(request: Request, max_bytes: int, message_id: str | None = None) -> Iterable[bytes]:
+    size = declared_size(request, max_bytes, message_id)
     if size is not None and size <= SMALL_BODY:
         return [await request.body()]
     return BodyBridge(request.stream())
@@ -39,9 +45,14 @@ async def send_message(
     request: Request, mailbox: str, principal: Principal, services: Services, version: Version
 ) -> JSONResponse:
     send = mex.parse_send(request.headers, services.settings)
-    plan = await run_in_threadpool(services.sending.plan_send, principal, send)
-    body = await request_body(request, services.settings.max_chunk_bytes)
-    message = await anyio.to_thread.run_sync(services.sending.store_first_chunk, plan, body)
+    size = declared_size(request, services.settings.max_chunk_bytes)
+    if size is not None and size <= SMALL_BODY:  # in memory already: check and store in one hop
+        body = [await request.body()]
+        message = await run_in_threadpool(services.sending.send, principal, send, body)
+    else:  # check everything before reading a large body, then stream it to storage
+        plan = await run_in_threadpool(services.sending.plan_send, principal, send)
+        stream = BodyBridge(request.stream())
+        message = await anyio.to_thread.run_sync(services.sending.store_first_chunk, plan, stream)
     key = "message_id" if version is ApiVersion.V2 else "messageID"
     return JSONResponse({key: message.message_id}, status_code=202)
 
