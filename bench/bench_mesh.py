@@ -52,11 +52,37 @@ class Server:
     def start(self) -> None:
         env = {**os.environ, "MAILROOM_SHARED_KEY": KEY, "MAILROOM_LOG_LEVEL": "warning"}
         for mailbox in ("ALICE", "BOB"):
-            subprocess.run([sys.executable, "-m", "mailroom", "mailbox", "add", mailbox, "--password", PASSWORD,
-                            "--data-dir", str(self.data_dir)], check=True, env=env, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "mailroom",
+                    "mailbox",
+                    "add",
+                    mailbox,
+                    "--password",
+                    PASSWORD,
+                    "--data-dir",
+                    str(self.data_dir),
+                ],
+                check=True,
+                env=env,
+                capture_output=True,
+            )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mailroom", "serve", "--port", str(self.port), "--data-dir", str(self.data_dir)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "mailroom",
+                "serve",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -66,6 +92,12 @@ class Server:
             except httpx.TransportError:
                 time.sleep(0.1)
         raise RuntimeError("server did not start")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server process has used so far."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_kib(self) -> int:
         assert self.proc is not None
@@ -108,7 +140,9 @@ async def send_small(base: str, count: int, concurrency: int, size: int) -> dict
             queue.get_nowait()
             headers = {**auth("ALICE"), "mex-to": "BOB", "mex-workflowid": "BENCH"}
             started = time.perf_counter()
-            response = await client.post(f"{base}/messageexchange/ALICE/outbox", content=body, headers=headers)
+            response = await client.post(
+                f"{base}/messageexchange/ALICE/outbox", content=body, headers=headers
+            )
             latencies.append(time.perf_counter() - started)
             assert response.status_code == 202, response.text
 
@@ -117,8 +151,13 @@ async def send_small(base: str, count: int, concurrency: int, size: int) -> dict
         started = time.perf_counter()
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    return {"messages": count, "seconds": round(elapsed, 3), "per_second": round(count / elapsed, 1),
-            "p50_ms": round(percentile(latencies, 0.5), 2), "p99_ms": round(percentile(latencies, 0.99), 2)}
+    return {
+        "messages": count,
+        "seconds": round(elapsed, 3),
+        "per_second": round(count / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 0.5), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
+    }
 
 
 async def receive_all(base: str, concurrency: int) -> dict[str, float]:
@@ -137,17 +176,23 @@ async def receive_all(base: str, concurrency: int) -> dict[str, float]:
                 t0 = time.perf_counter()
                 got = await client.get(f"{base}/messageexchange/BOB/inbox/{message_id}", headers=auth("BOB"))
                 assert got.status_code == 200
-                acked = await client.put(f"{base}/messageexchange/BOB/inbox/{message_id}/status/acknowledged",
-                                         headers=auth("BOB"))
+                acked = await client.put(
+                    f"{base}/messageexchange/BOB/inbox/{message_id}/status/acknowledged", headers=auth("BOB")
+                )
                 assert acked.status_code == 200
                 latencies.append((time.perf_counter() - t0) / 2)
 
             for start in range(0, len(ids), concurrency):
-                await asyncio.gather(*(fetch(i) for i in ids[start:start + concurrency]))
+                await asyncio.gather(*(fetch(i) for i in ids[start : start + concurrency]))
             received += len(ids)
         elapsed = time.perf_counter() - started
-    return {"messages": received, "seconds": round(elapsed, 3), "per_second": round(received / elapsed, 1),
-            "p50_ms": round(percentile(latencies, 0.5), 2), "p99_ms": round(percentile(latencies, 0.99), 2)}
+    return {
+        "messages": received,
+        "seconds": round(elapsed, 3),
+        "per_second": round(received / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 0.5), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
+    }
 
 
 async def large_transfer(server: Server, mib: int, chunk_mib: int) -> dict[str, float]:
@@ -194,14 +239,21 @@ async def large_transfer(server: Server, mib: int, chunk_mib: int) -> dict[str, 
                     digest_down.update(piece)
         down = time.perf_counter() - started
     assert digest_up.hexdigest() == digest_down.hexdigest(), "checksum mismatch"
-    return {"mib": mib, "chunks": total_chunks, "up_mb_s": round(mib * 1.048576 / up, 1),
-            "down_mb_s": round(mib * 1.048576 / down, 1), "checksum_verified": True,
-            "server_baseline_rss_mib": round(baseline / 1024, 1),
-            "server_peak_rss_mib": round(server.peak_rss_kib / 1024, 1)}
+    return {
+        "mib": mib,
+        "chunks": total_chunks,
+        "up_mb_s": round(mib * 1.048576 / up, 1),
+        "down_mb_s": round(mib * 1.048576 / down, 1),
+        "checksum_verified": True,
+        "server_baseline_rss_mib": round(baseline / 1024, 1),
+        "server_peak_rss_mib": round(server.peak_rss_kib / 1024, 1),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--size", type=int, default=1024, help="small message size in bytes")
@@ -215,13 +267,20 @@ def main() -> None:
         server.start()
         try:
             cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-            results: dict[str, object] = {
-                "send": asyncio.run(send_small(server.base, args.messages, args.concurrency, args.size)),
-                "receive": asyncio.run(receive_all(server.base, args.concurrency)),
-            }
+            server_cpu0 = server.cpu_seconds()
+            send = asyncio.run(send_small(server.base, args.messages, args.concurrency, args.size))
+            server_cpu1 = server.cpu_seconds()
+            receive = asyncio.run(receive_all(server.base, args.concurrency))
+            server_cpu2 = server.cpu_seconds()
+            send["server_cpu_ms_per_message"] = round((server_cpu1 - server_cpu0) / args.messages * 1000, 2)
+            receive["server_cpu_ms_per_message"] = round(
+                (server_cpu2 - server_cpu1) / args.messages * 1000, 2
+            )
+            results: dict[str, object] = {"send": send, "receive": receive}
             cpu1 = resource.getrusage(resource.RUSAGE_SELF)
             results["load_generator_cpu_seconds"] = round(
-                (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime), 2)
+                (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime), 2
+            )
             if args.large_mib:
                 results["large"] = asyncio.run(large_transfer(server, args.large_mib, args.chunk_mib))
         finally:
