@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from mailroom.services.maintenance import MaintenanceService
 from mailroom.services.receiving import ReceivingService, TrackingService
 from mailroom.services.sandbox import SandboxService
 from mailroom.services.sending import SendingService
-from mailroom.settings import Settings
+from mailroom.settings import Settings, SettingsError
 from mailroom.storage.db import Database, create_database
 from mailroom.storage.migrate import upgrade
 from mailroom.storage.payloads import PayloadStore
@@ -50,14 +52,39 @@ def resolve_shared_key(settings: Settings) -> str:
     path = settings.data_dir / "shared.key"
     if not path.exists():
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        _write_private(path, secrets.token_urlsafe(32))
-    return path.read_text().strip()
+        _create_private(path, secrets.token_urlsafe(32))
+    key = path.read_text().strip()
+    if not key:  # never sign with an empty key: anyone could then make valid tokens
+        raise SettingsError(f"{path} is empty: delete it to generate a new key, or set MAILROOM_SHARED_KEY")
+    return key
 
 
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text + "\n")
+def _create_private(path: Path, text: str) -> None:
+    """Create ``path`` holding ``text``, durably and whole, unless it exists already.
+
+    The text is written and fsynced under a temporary name, then linked into place (which fails
+    if another process got there first), so no reader ever sees a missing or partial key.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+        except OSError:  # a filesystem without hard links: still never partial
+            os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def token_db_for(settings: Settings, db: Database) -> Database:

@@ -40,6 +40,10 @@ DEFAULT_HEADER_LIMITS: Mapping[str, int] = {
 }
 
 
+#: Payload keys hold chunk numbers of at most six digits (``storage.payloads.base.chunk_key``).
+MAX_CHUNKS_LIMIT = 999_999
+
+
 class SettingsError(ValueError):
     """A setting has a value that cannot be used."""
 
@@ -121,7 +125,8 @@ class Settings:
         "Largest total size of a chunked message, in bytes.", default=100 * 1024 * 1024 * 1024
     )
     max_chunks: int = _help(
-        "Largest number of chunks a message may declare in `Mex-Chunk-Range`.", default=10_000
+        "Largest number of chunks a message may declare in `Mex-Chunk-Range` (at most 999999).",
+        default=10_000,
     )
     header_limits: Mapping[str, int] = _help(
         "Maximum lengths of request headers, as `name=length,...` overriding the spec's table.",
@@ -221,6 +226,8 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
 def _validate(settings: Settings) -> None:
     if settings.max_chunk_bytes <= 0 or settings.max_message_bytes <= 0 or settings.max_chunks <= 0:
         raise SettingsError("size and count limits must be positive")
+    if settings.max_chunks > MAX_CHUNKS_LIMIT:
+        raise SettingsError(f"max_chunks must be at most {MAX_CHUNKS_LIMIT} (payload keys hold 6 digits)")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SettingsError("tls_cert and tls_key go together")
     if settings.require_client_cert and not settings.tls_client_ca:

@@ -117,3 +117,22 @@ def test_admin_commands_reach_a_running_servers_store(run, tmp_path):
     run("mailbox", "disable", "LATE")
     assert server_side.mailboxes.get("LATE").active is False
     server_side.close()
+
+
+def test_generated_shared_key_is_private_and_stable(run):
+    run("mailbox", "list")
+    key_file = run.data_dir / "shared.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    first = key_file.read_text()
+    run("mailbox", "list")
+    assert key_file.read_text() == first
+    assert len(first.strip()) >= 32
+    assert not [p for p in run.data_dir.iterdir() if p.name.startswith("shared.key.")]
+
+
+def test_an_empty_shared_key_file_is_refused_not_used(run, monkeypatch):
+    """An empty key file (a crash right after it was created) must not make "" the HMAC key."""
+    monkeypatch.delenv("MAILROOM_SHARED_KEY", raising=False)
+    run.data_dir.mkdir(parents=True)
+    (run.data_dir / "shared.key").write_text("\n")
+    assert "shared.key is empty" in run("mailbox", "list", ok=False).output

@@ -9,7 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mailroom.container import build_container
+from mailroom.domain.messages import ChunkRange, Metadata
 from mailroom.ids import new_message_id
+from mailroom.services.authentication import MailboxPrincipal
+from mailroom.services.maintenance import ORPHAN_GRACE
+from mailroom.services.sending import SendRequest
 from mailroom.storage.payloads import PayloadMissing, chunk_key
 from mailroom.web.app import create_app
 
@@ -71,3 +75,23 @@ def test_committed_messages_are_never_treated_as_orphans(container, clock, clien
     assert container.maintenance.remove_orphans() == 0
     got = client.get(f"/messageexchange/BOB/inbox/{sent.json()['message_id']}", headers=headers("BOB"))
     assert got.content == b"keep me"
+
+
+def test_upload_streaming_longer_than_the_grace_period_is_not_an_orphan(container, clock):
+    """A first chunk's id is made before its body streams; a slow body must not be swept away."""
+    plan = container.sending.plan_send(
+        MailboxPrincipal(container.mailboxes.get("ALICE")),
+        SendRequest("BOB", "", ChunkRange(1, 1), Metadata(workflow_id="WF")),
+    )
+
+    def slow_body():
+        yield b"first half, "
+        clock.advance(ORPHAN_GRACE + timedelta(minutes=1))
+        container.maintenance.sweep()
+        yield b"second half"
+
+    message = container.sending.store_first_chunk(plan, slow_body())
+    found = container.receiving.download(
+        MailboxPrincipal(container.mailboxes.get("BOB")), message.message_id, 1
+    )
+    assert b"".join(container.receiving.open_chunk(found)) == b"first half, second half"

@@ -61,6 +61,7 @@ def test_explicit_overrides_beat_the_environment():
         ("MAILROOM_DOWNLOAD_AFTER_ACK", "sometimes"),
         ("MAILROOM_HEADER_LIMITS", "mex-subject"),
         ("MAILROOM_MAX_CHUNK_BYTES", "0"),
+        ("MAILROOM_MAX_CHUNKS", "1000000"),  # payload keys hold chunk numbers of up to 6 digits
         ("MAILROOM_SQLITE_SYNCHRONOUS", "MAYBE"),
         ("MAILROOM_TLS_CERT", "cert.pem"),
     ],

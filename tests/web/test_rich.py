@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import base64
+import json
+from datetime import timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -160,3 +162,29 @@ def test_rich_start_time_must_be_iso(client, headers):
 def test_rich_views_need_auth(client):
     assert client.get(RICH_INBOX).status_code == 403
     assert client.get(RICH_OUTBOX).status_code == 403
+
+
+def test_start_time_with_an_offset_is_read_as_that_instant(client, headers, send_spaced, clock):
+    ids = send_spaced(3)
+    east = timezone(timedelta(hours=5))
+    start = (clock.now() - timedelta(hours=1)).astimezone(east).isoformat()
+    first = client.get(RICH_INBOX, params={"start_time": start, "max_results": "1"}, headers=headers("BOB"))
+    assert query(first.json()["links"]["self"])["start_time"] == [iso(clock.now() - timedelta(hours=1))]
+    second = client.get(first.json()["links"]["next"], headers=headers("BOB")).json()
+    assert [item["message_id"] for item in second["messages"]] == [ids[1]]
+
+
+@pytest.mark.parametrize("start", ["9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00"])
+def test_start_time_outside_the_representable_range_is_a_validation_error(client, headers, start):
+    response = client.get(RICH_INBOX, params={"start_time": start}, headers=headers("BOB"))
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["loc"] == ["query", "start_time"]
+
+
+@pytest.mark.parametrize("path", [RICH_INBOX, "/messageexchange/BOB/inbox"])
+def test_forged_continue_from_with_an_unrepresentable_time_is_a_validation_error(client, headers, path):
+    raw = json.dumps({"t": "0001-01-01T00:00:00+01:00", "m": "20260101000000000000_ABCDEF"})
+    token = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    response = client.get(path, params={"continue_from": token}, headers=headers("BOB"))
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["loc"] == ["query", "continue_from"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
+import anyio
 import pytest
 
 from ._mesh import assert_error
@@ -87,10 +89,67 @@ def test_report_without_a_required_field_is_400(client):
     }
 
 
+@pytest.mark.parametrize("text", ["price \u20ac5", "two\r\nx-injected: lines", "nul\x00", "newline\n"])
+@pytest.mark.parametrize("field", ["subject", "description", "local_id"])
+def test_report_text_that_cannot_be_a_header_is_400(client, headers, field, text):
+    """Report fields come back as Mex-* response headers: they must be printable Latin-1."""
+    response = client.post("/messageexchange/admin/report", json={**REPORT, field: text})
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["loc"] == ["body", field]
+    assert inbox(client, headers) == []
+
+
+def test_event_text_that_cannot_be_a_header_is_400(client, send):
+    message_id = send()
+    body = {"status": "error", "description": "bad \u20ac"}
+    response = client.post(f"/messageexchange/admin/message/{message_id}/event", json=body)
+    assert response.status_code == 400
+    assert response.json()["detail"][0]["loc"] == ["body", "description"]
+
+
 def test_report_with_another_status_is_400(client):
     response = client.post("/messageexchange/admin/report", json={**REPORT, "status": "accepted"})
     assert response.status_code == 400
     assert response.json()["detail"][0]["loc"] == ["body", "status"]
+
+
+@pytest.mark.parametrize("declared", [None, str(10 * 1024 * 1024)], ids=["streamed", "content-length"])
+def test_oversized_json_body_is_refused_without_reading_it_all(client, declared):
+    """The endpoints have no authentication: an endless body must not fill the server's memory."""
+    pulled = 0
+
+    async def receive():
+        nonlocal pulled
+        pulled += 1
+        if pulled > 8:  # 8 x 64 KiB: far past the 64 KiB the endpoints accept
+            raise AssertionError("the server kept reading an oversized body")
+        return {"type": "http.request", "body": b" " * 65536, "more_body": True}
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    headers = [(b"content-type", b"application/json")]
+    if declared:
+        headers.append((b"content-length", declared.encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/messageexchange/admin/report",
+        "raw_path": b"/messageexchange/admin/report",
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+    anyio.run(client.app, scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert json.loads(sent[1]["body"])["detail"][0]["msg"] == "body too large"
 
 
 @pytest.mark.parametrize("prefix", PREFIXES)

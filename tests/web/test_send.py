@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import anyio
+import anyio.to_thread
 import pytest
 
 from ._mesh import JSON, assert_error, assert_validation, gz
@@ -307,3 +309,65 @@ def test_body_over_the_size_limit_is_rejected(make_client, headers):
         ).status_code
         == 202
     )
+
+
+def _scope(method: str, path: str, headers: dict[str, str]) -> dict:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(name.lower().encode(), value.encode()) for name, value in headers.items()],
+        "client": ("127.0.0.1", 1),
+        "server": ("testserver", 80),
+    }
+
+
+def test_slow_uploads_do_not_starve_other_requests(client, headers):
+    """Streamed bodies wait on the network in worker threads; however many there are, other
+    requests (which authenticate in the same thread pool) must still be answered."""
+    uploads = [
+        headers("ALICE", mex_to="BOB", mex_workflowid="WF1", transfer_encoding="chunked") for _ in range(60)
+    ]
+    poll = headers("BOB")
+
+    async def main() -> int:
+        release = anyio.Event()
+        reading = 0
+        status: list[int] = []
+
+        async def slow_body():
+            nonlocal reading
+            reading += 1
+            await release.wait()
+            return {"type": "http.request", "body": b"late", "more_body": False}
+
+        async def ignore(message):
+            pass
+
+        async def record(message):
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+
+        async def no_body():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        pool = anyio.to_thread.current_default_thread_limiter().total_tokens
+        async with anyio.create_task_group() as group:
+            try:
+                for sent in uploads[: int(pool) + 5]:
+                    group.start_soon(client.app, _scope("POST", OUTBOX, sent), slow_body, ignore)
+                with anyio.fail_after(5):
+                    while reading < pool:  # every pool thread, before the fix, waits on a body
+                        await anyio.wait_all_tasks_blocked()
+                    await client.app(_scope("GET", "/messageexchange/BOB/inbox", poll), no_body, record)
+            finally:
+                release.set()
+        return status[0]
+
+    assert anyio.run(main) == 200

@@ -47,7 +47,11 @@ def errors_as_usage(prefix: str = "") -> Iterator[None]:
 
 
 def open_container(data_dir: Path | None) -> Container:
-    return build_container(settings_from(data_dir=data_dir))
+    settings = settings_from(data_dir=data_dir)
+    try:
+        return build_container(settings)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.group()
@@ -86,7 +90,10 @@ def serve(**options: Any) -> None:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
     tls: dict[str, Any] = {}
     if settings.tls_cert:
         tls = {"ssl_certfile": settings.tls_cert, "ssl_keyfile": settings.tls_key}

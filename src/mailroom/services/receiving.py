@@ -7,7 +7,7 @@ import binascii
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from mailroom.clock import Clock
 from mailroom.domain.messages import Message, MessageStatus, WorkflowFilter
@@ -56,12 +56,13 @@ def decode_position(token: str, name: str = "continue_from") -> tuple[datetime, 
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         stamp = datetime.fromisoformat(data["t"])
         message_id = data["m"]
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        if stamp.tzinfo is None or not isinstance(message_id, str):
+            raise ValueError("not ours")
+        stamp = stamp.astimezone(UTC)  # tokens are not signed: an offset may overflow
+    except (ValueError, KeyError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
         raise ValidationFailed(
             "query", name, "continue_from is not a token this server issued", value=token
         ) from None
-    if stamp.tzinfo is None or not isinstance(message_id, str):
-        raise ValidationFailed("query", name, "continue_from is not a token this server issued", value=token)
     return stamp, message_id
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,12 +20,26 @@ from mailroom.web.wire.schemas import mailbox_details, message_details
 router = APIRouter()
 PREFIXES = ("", "/messageexchange")
 MAX_BODY = 64 * 1024
+_HEADER_SAFE = re.compile(r"[\x20-\x7e\xa0-\xff]*")
+
+
+async def _read_capped(request: Request) -> bytes:
+    """The body, refused as soon as it is over MAX_BODY (declared or streamed): no authentication
+    guards these endpoints, so an endless body must not be read into memory."""
+    too_large = ValidationFailed("body", "body", "body too large")
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
+        raise too_large
+    raw = bytearray()
+    async for piece in request.stream():
+        raw += piece
+        if len(raw) > MAX_BODY:
+            raise too_large
+    return bytes(raw)
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise ValidationFailed("body", "body", "body too large")
+    raw = await _read_capped(request)
     try:
         data = json.loads(raw or b"{}")
     except ValueError:
@@ -40,7 +55,12 @@ def _text(data: dict[str, Any], name: str, default: str | None = None) -> str:
         raise ValidationFailed("body", name, "Field required", kind="missing")
     if not isinstance(value, str | int):
         raise ValidationFailed("body", name, "Input should be a valid string", kind="string_type")
-    return str(value)
+    text = str(value)
+    if not _HEADER_SAFE.fullmatch(text):  # it comes back in Mex-* response headers
+        raise ValidationFailed(
+            "body", name, "String should be printable Latin-1 text", kind="string_pattern_mismatch"
+        )
+    return text
 
 
 def reset_all(services: Services) -> JSONResponse:

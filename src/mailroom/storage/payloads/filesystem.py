@@ -35,7 +35,6 @@ class FilesystemPayloadStore:
 
     def put(self, key: str, data: Iterable[bytes]) -> StoredPayload:
         final = self._path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
         fd, tmp_name = _mkstemp(self._tmp)
@@ -47,14 +46,25 @@ class FilesystemPayloadStore:
                     size += len(piece)
                 handle.flush()
                 os.fsync(handle.fileno())
+            # Directories are made only now, after the body: a message directory without a
+            # database row is an orphan to the sweep, and an upload may stream for a long time.
+            self._make_dirs(final.parent)
             os.replace(tmp_name, final)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
             raise
         _fsync_dir(final.parent)
-        _fsync_dir(final.parent.parent)
         return StoredPayload(size=size, sha256=digest.hexdigest())
+
+    def _make_dirs(self, path: Path) -> None:
+        """Create ``path`` and any missing parent under objects/, each new entry fsynced."""
+        if path == self._objects or path.is_dir():
+            return
+        self._make_dirs(path.parent)
+        with contextlib.suppress(FileExistsError):  # a concurrent put may be making it too
+            path.mkdir()
+        _fsync_dir(path.parent)
 
     def open(self, key: str) -> Iterator[bytes]:
         try:

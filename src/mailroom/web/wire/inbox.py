@@ -23,6 +23,8 @@ router = APIRouter()
 DEFAULT_PAGE = 500
 #: Chunks up to this size are sent from memory; larger ones stream from storage.
 SMALL_CHUNK = 1024 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+GUNZIP_STEP = 1024 * 1024
 
 
 @router.get("/messageexchange/{mailbox}/inbox")
@@ -152,13 +154,28 @@ def _negotiate_body(
 
 
 def _gunzip(stream: Iterator[bytes]) -> Iterator[bytes]:
+    """Undo gzip in bounded steps (a decompression bomb cannot blow up memory).
+
+    A gzip file may hold several members one after another (RFC 1952 §2.2, ``cat a.gz b.gz``);
+    each is decoded in turn. Bytes after a member that do not start another one are ignored,
+    as gzip(1) ignores trailing garbage.
+    """
     inflater = zlib.decompressobj(wbits=47)  # gzip or zlib header, auto-detected
+    held = b""  # bytes after a finished member: too few yet to tell whether another one starts
     for piece in stream:
-        # bounded output per step, so a decompression bomb cannot blow up memory
-        data = inflater.decompress(piece, 1024 * 1024)
+        data, held = held + piece, b""
         while data:
-            yield data
-            data = inflater.decompress(inflater.unconsumed_tail, 1024 * 1024)
+            if inflater.eof:
+                if len(data) < len(GZIP_MAGIC):
+                    held = data
+                    break
+                if not data.startswith(GZIP_MAGIC):
+                    return
+                inflater = zlib.decompressobj(wbits=47)
+            out = inflater.decompress(data, GUNZIP_STEP)
+            if out:
+                yield out
+            data = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
     tail = inflater.flush()
     if tail:
         yield tail

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
+import anyio
 import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
@@ -19,9 +20,22 @@ from mailroom.web.wire.paging import rich_page
 from mailroom.web.wire.schemas import tracking_v1, tracking_v2
 
 router = APIRouter()
+T = TypeVar("T")
 
 #: Bodies up to this size are read in one go; larger ones stream to storage piece by piece.
 SMALL_BODY = 1024 * 1024
+#: Uploads stored at once. Each holds a worker thread while its body arrives, so they get their
+#: own threads: slow uploads must never take the shared pool that every request authenticates in.
+UPLOAD_THREADS = 200
+
+
+def upload_limiter() -> anyio.CapacityLimiter:
+    return anyio.CapacityLimiter(UPLOAD_THREADS)
+
+
+async def in_upload_thread(request: Request, func: Callable[..., T], *args: Any) -> T:
+    limiter: anyio.CapacityLimiter = request.app.state.upload_limiter
+    return await anyio.to_thread.run_sync(func, *args, limiter=limiter)
 
 
 def declared_size(request: Request, max_bytes: int, message_id: str | None = None) -> int | None:
@@ -52,7 +66,7 @@ async def send_message(
     else:  # check everything before reading a large body, then stream it to storage
         plan = await run_in_threadpool(services.sending.plan_send, principal, send)
         stream = BodyBridge(request.stream())
-        message = await anyio.to_thread.run_sync(services.sending.store_first_chunk, plan, stream)
+        message = await in_upload_thread(request, services.sending.store_first_chunk, plan, stream)
     key = "message_id" if version is ApiVersion.V2 else "messageID"
     return JSONResponse({key: message.message_id}, status_code=202)
 
@@ -74,7 +88,7 @@ async def send_chunk(
         raise MessageNotFound(message_id=wanted)
     plan = await run_in_threadpool(services.sending.plan_chunk, principal, wanted, chunk, encoding)
     body = await request_body(request, plan.max_bytes, wanted)
-    await anyio.to_thread.run_sync(services.sending.store_chunk, principal, plan, body)
+    await in_upload_thread(request, services.sending.store_chunk, principal, plan, body)
     if version is ApiVersion.V2:
         return JSONResponse({"message_id": wanted}, status_code=202)
     return JSONResponse({"messageID": wanted, "blockID": chunk_no}, status_code=202)

@@ -64,11 +64,12 @@ def time_param(request: Request, name: str) -> datetime | None:
         return None
     try:
         value = datetime.fromisoformat(raw)
-    except ValueError:
+        # one instant, in UTC: links echo it without an offset, and the database compares UTC
+        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
         raise ValidationFailed(
             "query", name, "Input should be a valid datetime", kind="datetime_parsing", value=raw
         ) from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def link(path: str, params: dict[str, Any]) -> str:
