@@ -31,11 +31,6 @@ def get(conn: Connection, mailbox_id: str) -> Mailbox | None:
     return _to_mailbox(row) if row else None
 
 
-def get_many(conn: Connection, mailbox_ids: Sequence[str]) -> list[Mailbox]:
-    rows = conn.execute(select(mailboxes).where(mailboxes.c.mailbox_id.in_(mailbox_ids)))
-    return [_to_mailbox(row) for row in rows]
-
-
 def list_all(conn: Connection) -> list[Mailbox]:
     return [_to_mailbox(row) for row in conn.execute(select(mailboxes).order_by(mailboxes.c.mailbox_id))]
 
