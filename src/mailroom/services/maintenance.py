@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 200
 ORPHAN_GRACE = timedelta(hours=1)
+ORPHAN_SCAN_INTERVAL = timedelta(minutes=15)
 
 
 @dataclass
@@ -76,6 +77,7 @@ class MaintenanceService:
         self._settings = settings
         self._db = db
         self._token_db = token_db
+        self._next_orphan_scan: datetime | None = None
         self._payloads = payloads
         self._clock = clock
 
@@ -86,8 +88,12 @@ class MaintenanceService:
         self.purge(result)
         with self._token_db.write() as conn:
             result.tokens = tokens.forget_expired(conn, self._clock.now())
-        result.orphans = self.remove_orphans()
-        self._payloads.remove_stale_uploads(ORPHAN_GRACE)
+        now = self._clock.now()
+        if self._next_orphan_scan is None or now >= self._next_orphan_scan:
+            # walking every message's payload folder is the sweep's one costly step: not every run
+            self._next_orphan_scan = now + ORPHAN_SCAN_INTERVAL
+            result.orphans = self.remove_orphans()
+            self._payloads.remove_stale_uploads(ORPHAN_GRACE)
         return result
 
     def expire(self, result: SweepResult) -> None:
@@ -167,8 +173,14 @@ class MaintenanceService:
                 return
 
     def remove_orphans(self) -> int:
-        """Payloads whose message row never committed (a crash mid-send), after a grace period."""
-        cutoff = (self._clock.now() - ORPHAN_GRACE).strftime("%Y%m%d%H%M%S%f")
+        """Payloads whose message row never committed (a crash mid-send), after a grace period.
+
+        An orphan must be old twice over: by the time in its id (when the send began) and by when
+        its payload was last written, so an upload that streamed for hours and is committing
+        right now is never taken for one.
+        """
+        cutoff_time = self._clock.now() - ORPHAN_GRACE
+        cutoff = cutoff_time.strftime("%Y%m%d%H%M%S%f")
         candidates = [mid for mid in self._payloads.message_ids() if mid[:20] < cutoff]
         removed = 0
         for start in range(0, len(candidates), 500):
@@ -176,7 +188,9 @@ class MaintenanceService:
             with self._db.read() as conn:
                 known = messages.existing_ids(conn, batch)
             for message_id in batch:
-                if message_id not in known:
-                    self._payloads.delete_message(message_id)
-                    removed += 1
+                written = self._payloads.last_written(message_id)
+                if message_id in known or (written is not None and written > cutoff_time):
+                    continue
+                self._payloads.delete_message(message_id)
+                removed += 1
         return removed

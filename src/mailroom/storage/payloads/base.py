@@ -6,7 +6,7 @@ import re
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from mailroom.ids import is_generated_id
@@ -66,6 +66,10 @@ class PayloadStore(Protocol):
 
     def message_ids(self) -> Iterator[str]:
         """Every message id that has payloads stored (for orphan clean-up)."""
+        ...
+
+    def last_written(self, message_id: str) -> datetime | None:
+        """When a payload of this message was last stored (UTC), or None if it has none."""
         ...
 
     def remove_stale_uploads(self, older_than: timedelta) -> int:

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -87,6 +87,16 @@ class FilesystemPayloadStore:
             for entry in sorted(bucket.iterdir()) if bucket.is_dir() else ():
                 if is_generated_id(entry.name):
                     yield entry.name
+
+    def last_written(self, message_id: str) -> datetime | None:
+        if not is_generated_id(message_id):
+            raise InvalidKey(message_id)
+        try:
+            # a file renamed into the message's directory updates the directory's mtime
+            stamp = (self._objects / message_id[:8] / message_id).stat().st_mtime
+        except FileNotFoundError:
+            return None
+        return datetime.fromtimestamp(stamp, UTC)
 
     def remove_stale_uploads(self, older_than: timedelta) -> int:
         """Temp files left by a crash mid-upload; never visible, removed here."""

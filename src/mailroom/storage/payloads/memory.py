@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Iterable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from mailroom.storage.payloads.base import PayloadMissing, StoredPayload, check_key
 
@@ -13,12 +13,14 @@ from mailroom.storage.payloads.base import PayloadMissing, StoredPayload, check_
 class MemoryPayloadStore:
     def __init__(self) -> None:
         self._data: dict[str, bytes] = {}
+        self._written: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
     def put(self, key: str, data: Iterable[bytes]) -> StoredPayload:
         body = b"".join(data)
         with self._lock:
             self._data[check_key(key)] = body
+            self._written[key.partition("/")[0]] = datetime.now(UTC)
         return StoredPayload(size=len(body), sha256=hashlib.sha256(body).hexdigest())
 
     def open(self, key: str) -> Iterator[bytes]:
@@ -41,6 +43,10 @@ class MemoryPayloadStore:
         with self._lock:
             ids = sorted({key.partition("/")[0] for key in self._data})
         return iter(ids)
+
+    def last_written(self, message_id: str) -> datetime | None:
+        with self._lock:
+            return self._written.get(message_id)
 
     def remove_stale_uploads(self, older_than: timedelta) -> int:
         return 0
