@@ -136,3 +136,12 @@ def test_an_empty_shared_key_file_is_refused_not_used(run, monkeypatch):
     run.data_dir.mkdir(parents=True)
     (run.data_dir / "shared.key").write_text("\n")
     assert "shared.key is empty" in run("mailbox", "list", ok=False).output
+
+
+def test_password_is_asked_for_when_not_given(run, tmp_path):
+    result = CliRunner().invoke(
+        cli, ["mailbox", "add", "ASKED", "--data-dir", str(run.data_dir)], input="s3cret\ns3cret\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    assert store(run).mailboxes.get("ASKED").password == "s3cret"

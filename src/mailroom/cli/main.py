@@ -126,7 +126,14 @@ def mailbox() -> None:
 
 @mailbox.command("add")
 @click.argument("mailbox_id")
-@click.option("--password", required=True, help="Mailbox password (the MESH HMAC secret part).")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Mailbox password (part of the NHSMESH HMAC). Asked for, unechoed, when not given, so it "
+    "need not appear in the shell history or the process list.",
+)
 @click.option("--name", default="", help="Mailbox name.")
 @click.option("--ods-code", default="", help="ODS code (used by endpoint lookup).")
 @click.option("--org-code", default="", help="Organisation code.")
