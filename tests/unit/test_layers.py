@@ -25,6 +25,7 @@ FORBIDDEN = {
     ),
     "auth": ("mailroom.services", "mailroom.storage", "mailroom.web", "mailroom.cli", "fastapi", "starlette"),
     "services": ("mailroom.web", "mailroom.cli", "fastapi", "starlette", "uvicorn"),
+    "web": ("mailroom.storage", "mailroom.cli"),
     "storage": ("mailroom.services", "mailroom.web", "mailroom.cli", "fastapi", "starlette"),
 }
 
