@@ -13,9 +13,10 @@ from mailroom.clock import Clock, SystemClock
 from mailroom.services.authentication import AuthenticationService
 from mailroom.services.mailboxes import MailboxService
 from mailroom.services.maintenance import MaintenanceService
-from mailroom.services.receiving import ReceivingService, TrackingService
+from mailroom.services.receiving import ReceivingService
 from mailroom.services.sandbox import SandboxService
 from mailroom.services.sending import SendingService
+from mailroom.services.tracking import TrackingService
 from mailroom.settings import Settings, SettingsError
 from mailroom.storage.db import Database, create_database
 from mailroom.storage.migrate import upgrade

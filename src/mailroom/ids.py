@@ -6,6 +6,8 @@ import re
 import secrets
 from datetime import datetime
 
+from mailroom.errors import MessageNotFound
+
 #: Real MESH ids look like ``20200601122152994285_D59900``; accept any sane opaque id on input.
 _ID_PATTERN = re.compile(r"^[A-Z0-9_\-]{1,100}$")
 _GENERATED = re.compile(r"^\d{20}_[0-9A-F]{6}$")
@@ -20,6 +22,14 @@ def normalise_message_id(raw: str) -> str | None:
     """Upper-case a client-supplied id; None if it cannot be one of ours."""
     candidate = raw.strip().upper()
     return candidate if _ID_PATTERN.match(candidate) else None
+
+
+def require_message_id(raw: str) -> str:
+    """``normalise_message_id``, or MessageNotFound: an id that cannot be ours names no message."""
+    message_id = normalise_message_id(raw)
+    if message_id is None:
+        raise MessageNotFound(message_id=raw[:100])
+    return message_id
 
 
 def is_generated_id(value: str) -> bool:

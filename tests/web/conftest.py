@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from mailroom.clock import FixedClock
 from mailroom.container import Container
 from mailroom.settings import Settings
 from mailroom.web.app import create_app
@@ -98,3 +100,17 @@ def make_client(
     for test_client, built in opened:
         test_client.__exit__(None, None, None)
         built.close()
+
+
+@pytest.fixture
+def send_many(send, clock: FixedClock) -> Callable[..., list[str]]:
+    """``send_many(n)`` → ids of n messages ALICE → BOB, one second apart (oldest first)."""
+
+    def make(count: int, **extra: str) -> list[str]:
+        ids = []
+        for _ in range(count):
+            ids.append(send(**extra))
+            clock.advance(timedelta(seconds=1))
+        return ids
+
+    return make

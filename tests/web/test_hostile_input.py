@@ -136,6 +136,24 @@ def snapshot(container, data_dir: Path) -> tuple:
     return counts, statuses, tuple(files)
 
 
+def request_and_check(client, container, data_dir, route, path, request_headers, params, body):
+    """Send one request; assert no 500 and, when it is rejected, no change to rows or files."""
+    method, template = route
+    before = snapshot(container, data_dir)
+    response = client.request(
+        method,
+        path,
+        headers=request_headers,
+        params=params,
+        content=body if method in ("POST", "PUT") else None,
+    )
+    event(f"{method} {template.split('/')[-1]} -> {response.status_code}")
+    assert response.status_code < 500, (method, path, response.status_code, response.text[:300])
+    if response.status_code >= 400:
+        assert snapshot(container, data_dir) == before, (method, path, response.status_code)
+    return response
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     route=st.sampled_from([r for r in ROUTES if "{mailbox}" in r[1] and not r[1].startswith("/admin")]),
@@ -154,7 +172,7 @@ def test_authenticated_requests_never_500(
     client, container, settings, headers, route, message_id, chunk, extra, query, body, sender
 ):
     ids = seeded(client, headers, settings.data_dir)
-    method, template = route
+    _, template = route
     path = template.format(
         mailbox=sender,
         message_id=quote(ids.get(message_id, message_id), safe=""),
@@ -165,20 +183,7 @@ def test_authenticated_requests_never_500(
     request_headers: dict[str, str | bytes] = {**base, **{k: v.encode("latin-1") for k, v in extra.items()}}
     request_headers.update(headers(sender))
     params = {name: ids.get(text, text) for name, text in query.items()}
-    before = snapshot(container, settings.data_dir)
-
-    response = client.request(
-        method,
-        path,
-        headers=request_headers,
-        params=params,
-        content=body if method in ("POST", "PUT") else None,
-    )
-
-    event(f"{method} {template.split('/')[-1]} -> {response.status_code}")
-    assert response.status_code < 500, (method, path, response.status_code, response.text[:300])
-    if response.status_code >= 400:
-        assert snapshot(container, settings.data_dir) == before, (method, path, response.status_code)
+    request_and_check(client, container, settings.data_dir, route, path, request_headers, params, body)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -213,7 +218,7 @@ def test_no_500_and_rejections_change_nothing(
     body,
     token,
 ):
-    method, template = route
+    _, template = route
     segments = {
         name: quote(text, safe="")
         for name, text in {
@@ -237,20 +242,9 @@ def test_no_500_and_rejections_change_nothing(
     }[token]()
     if authorization is not None:
         request_headers["authorization"] = authorization.encode("utf-8")
-    before = snapshot(container, settings.data_dir)
-
-    response = client.request(
-        method,
-        path,
-        headers=request_headers,
-        params=query,
-        content=body if method in ("POST", "PUT") else None,
+    response = request_and_check(
+        client, container, settings.data_dir, route, path, request_headers, query, body
     )
-
-    event(f"{method} {template.split('/')[-1]} -> {response.status_code}")
-    assert response.status_code < 500, (method, path, response.status_code, response.text[:300])
-    if response.status_code >= 400:
-        assert snapshot(container, settings.data_dir) == before, (method, path, response.status_code)
     if response.status_code >= 400 and response.content:
         response.json()  # every error body is JSON (mesh-client parses it)
 

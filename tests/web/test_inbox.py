@@ -5,25 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
-
 from ._mesh import JSON, V2_TYPE, assert_validation
 
 INBOX = "/messageexchange/BOB/inbox"
-
-
-@pytest.fixture
-def send_many(send, clock):
-    """``send_many(n)`` → ids of n messages ALICE → BOB, one second apart (oldest first)."""
-
-    def make(count: int, **extra: str) -> list[str]:
-        ids = []
-        for _ in range(count):
-            ids.append(send(**extra))
-            clock.advance(timedelta(seconds=1))
-        return ids
-
-    return make
 
 
 def get_inbox(client, headers, v2: bool = True, **params):

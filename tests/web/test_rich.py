@@ -19,20 +19,6 @@ def iso(value) -> str:
     return value.replace(tzinfo=None).isoformat()
 
 
-@pytest.fixture
-def send_spaced(send, clock):
-    """``send_spaced(n)`` → ids of n messages ALICE → BOB, one second apart (oldest first)."""
-
-    def make(count: int, **extra: str) -> list[str]:
-        ids = []
-        for _ in range(count):
-            ids.append(send(**extra))
-            clock.advance(timedelta(seconds=1))
-        return ids
-
-    return make
-
-
 def query(link: str) -> dict[str, list[str]]:
     return parse_qs(urlsplit(link).query)
 
@@ -90,17 +76,17 @@ def test_rich_outbox_item_shape(client, headers, send, clock, v2):
     ]
 
 
-def test_rich_inbox_lists_every_status_newest_first(client, headers, send_spaced):
-    uploading = send_spaced(1, mex_chunk_range="1:2")[0]
-    acked, accepted = send_spaced(2)
+def test_rich_inbox_lists_every_status_newest_first(client, headers, send_many):
+    uploading = send_many(1, mex_chunk_range="1:2")[0]
+    acked, accepted = send_many(2)
     client.put(f"/messageexchange/BOB/inbox/{acked}/status/acknowledged", headers=headers("BOB"))
     body = client.get(RICH_INBOX, headers=headers("BOB")).json()
     statuses = [(item["message_id"], item["status"]) for item in body["messages"]]
     assert statuses == [(accepted, "accepted"), (acked, "acknowledged"), (uploading, "uploading")]
 
 
-def test_rich_outbox_lists_sent_messages_only(client, headers, send_spaced, send):
-    ids = send_spaced(2)
+def test_rich_outbox_lists_sent_messages_only(client, headers, send_many, send):
+    ids = send_many(2)
     send("BOB", "ALICE")
     body = client.get(RICH_OUTBOX, headers=headers("ALICE")).json()
     assert [item["message_id"] for item in body["messages"]] == ids[::-1]
@@ -119,8 +105,8 @@ def test_rich_views_default_to_the_last_30_days(client, headers, send, clock):
     assert [item["message_id"] for item in body["messages"]] == [recent, old]
 
 
-def test_rich_inbox_pages_follow_links(client, headers, send_spaced):
-    ids = send_spaced(5)
+def test_rich_inbox_pages_follow_links(client, headers, send_many):
+    ids = send_many(5)
     first = client.get(RICH_INBOX, params={"max_results": "2"}, headers=headers("BOB")).json()
     assert [item["message_id"] for item in first["messages"]] == ids[:2:-1]
     assert first["links"]["self"].startswith(f"{RICH_INBOX}?")
@@ -164,8 +150,8 @@ def test_rich_views_need_auth(client):
     assert client.get(RICH_OUTBOX).status_code == 403
 
 
-def test_start_time_with_an_offset_is_read_as_that_instant(client, headers, send_spaced, clock):
-    ids = send_spaced(3)
+def test_start_time_with_an_offset_is_read_as_that_instant(client, headers, send_many, clock):
+    ids = send_many(3)
     east = timezone(timedelta(hours=5))
     start = (clock.now() - timedelta(hours=1)).astimezone(east).isoformat()
     first = client.get(RICH_INBOX, params={"start_time": start, "max_results": "1"}, headers=headers("BOB"))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from mailroom.clock import Clock
 from mailroom.domain.messages import Message, MessageStatus, WorkflowFilter
-from mailroom.errors import Ambiguous, Forbidden, Gone, MessageNotFound, NotFound, ValidationFailed
+from mailroom.errors import Forbidden, Gone, MessageNotFound, ValidationFailed
 from mailroom.services.authentication import MailboxPrincipal
 from mailroom.settings import AfterAck, Settings
 from mailroom.storage.db import Database
@@ -26,7 +26,7 @@ RICH_WINDOW = timedelta(days=30)
 class InboxPage:
     message_ids: list[str]
     next_token: str | None  # opaque v2 token; None on the last page
-    approx_count: int
+    approx_count: int | None  # None unless asked for (counting a deep inbox is not free)
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,7 @@ class ReceivingService:
         continue_from: str | None = None,
         after_message_id: str | None = None,
         workflow_filter: WorkflowFilter | None = None,
+        with_count: bool = False,
     ) -> InboxPage:
         """One page, oldest first. v2 pages on an opaque token, v1 on the last id seen."""
         with self._db.read() as conn:
@@ -97,7 +98,7 @@ class ReceivingService:
             rows = messages.inbox_page(
                 conn, principal.mailbox_id, after=after, limit=limit + 1, workflow_filter=workflow_filter
             )
-            count = messages.inbox_count(conn, principal.mailbox_id)
+            count = messages.inbox_count(conn, principal.mailbox_id) if with_count else None
         page = rows[:limit]
         token = encode_position(page[-1].accepted_at, page[-1].message_id) if len(rows) > limit else None
         return InboxPage([row.message_id for row in page], token, count)
@@ -188,25 +189,3 @@ class ReceivingService:
         page = rows[:limit]
         token = encode_position(page[-1].created_at, page[-1].message_id) if len(rows) > limit else None
         return RecentPage(page, token, since)
-
-
-class TrackingService:
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def by_message_id(self, principal: MailboxPrincipal, message_id: str) -> Message:
-        """Only the sender may track; anything else is 404, as in Spine."""
-        with self._db.read() as conn:
-            message = messages.get(conn, message_id)
-        if message is None or message.sender.mailbox_id != principal.mailbox_id:
-            raise MessageNotFound(message_id=message_id)
-        return message
-
-    def by_local_id(self, principal: MailboxPrincipal, local_id: str) -> Message:
-        with self._db.read() as conn:
-            found = messages.by_local_id(conn, principal.mailbox_id, local_id)
-        if not found:
-            raise NotFound("Message does not exist", event="TRACK", code="20")
-        if len(found) > 1:
-            raise Ambiguous("Multiple messages found for this local id")
-        return found[0]

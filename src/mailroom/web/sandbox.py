@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from mailroom.domain.messages import StatusDetail
-from mailroom.errors import MessageNotFound, ValidationFailed
-from mailroom.ids import normalise_message_id
+from mailroom.errors import ValidationFailed
+from mailroom.ids import require_message_id
 from mailroom.services.sandbox import ReportRequest
 from mailroom.web.deps import Services
 from mailroom.web.wire.schemas import mailbox_details, message_details
@@ -99,7 +99,7 @@ async def add_event(message_id: str, request: Request, services: Services) -> Re
         linked_message_id=_text(data, "linked_message_id", ""),
     )
     await run_in_threadpool(
-        services.sandbox.add_event, _message_id(message_id), _text(data, "status"), detail
+        services.sandbox.add_event, require_message_id(message_id), _text(data, "status"), detail
     )
     return Response(status_code=200)
 
@@ -109,14 +109,7 @@ def mailbox(mailbox: str, services: Services) -> JSONResponse:
 
 
 def message(message_id: str, services: Services) -> JSONResponse:
-    return JSONResponse(message_details(services.sandbox.message(_message_id(message_id))))
-
-
-def _message_id(raw: str) -> str:
-    found = normalise_message_id(raw)
-    if found is None:
-        raise MessageNotFound(message_id=raw[:100])
-    return found
+    return JSONResponse(message_details(services.sandbox.message(require_message_id(message_id))))
 
 
 for _prefix in PREFIXES:

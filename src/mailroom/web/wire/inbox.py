@@ -10,8 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from mailroom.domain.messages import WorkflowFilter
-from mailroom.errors import MessageNotFound, ValidationFailed
-from mailroom.ids import normalise_message_id
+from mailroom.errors import ValidationFailed
+from mailroom.ids import normalise_message_id, require_message_id
 from mailroom.services.receiving import Download
 from mailroom.web.deps import ChunkNumber, Principal, Services, Version
 from mailroom.web.wire.headers import message_headers
@@ -44,7 +44,7 @@ def list_inbox(
         )
         return JSONResponse({"messages": page.message_ids})
     page = services.receiving.inbox(
-        principal, limit=limit, continue_from=continue_from, workflow_filter=workflow_filter
+        principal, limit=limit, continue_from=continue_from, workflow_filter=workflow_filter, with_count=True
     )
     params: dict[str, Any] = {
         "max_results": limit if limit != DEFAULT_PAGE else None,
@@ -71,16 +71,9 @@ def count_inbox(mailbox: str, principal: Principal, services: Services, version:
     return JSONResponse({"count": count, "internalID": principal.mailbox_id, "allResultsIncluded": True})
 
 
-def _message_id(raw: str) -> str:
-    message_id = normalise_message_id(raw)
-    if message_id is None:
-        raise MessageNotFound(message_id=raw[:100])
-    return message_id
-
-
 @router.head("/messageexchange/{mailbox}/inbox/{message_id}")
 def head_message(mailbox: str, message_id: str, principal: Principal, services: Services) -> Response:
-    message = services.receiving.head(principal, _message_id(message_id))
+    message = services.receiving.head(principal, require_message_id(message_id))
     headers = message_headers(message, 1)
     if message.meta.content_encoding == "gzip" and not message.is_report:
         headers["content-encoding"] = "gzip"
@@ -109,7 +102,7 @@ def download(
     services: Services,
     version: Version,
 ) -> Response:
-    found = services.receiving.download(principal, _message_id(message_id), chunk_no)
+    found = services.receiving.download(principal, require_message_id(message_id), chunk_no)
     headers = message_headers(found.message, chunk_no)
     if found.chunk is None:  # a REPORT: headers only
         return Response(b"", status_code=200, headers=headers, media_type="application/octet-stream")
@@ -194,7 +187,7 @@ def _gzip(stream: Iterator[bytes]) -> Iterator[bytes]:
 def acknowledge(
     mailbox: str, message_id: str, principal: Principal, services: Services, version: Version
 ) -> Response:
-    wanted = _message_id(message_id)
+    wanted = require_message_id(message_id)
     services.receiving.acknowledge(principal, wanted)
     if version is ApiVersion.V2:
         return Response(status_code=200)

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from mailroom.errors import MessageNotFound, PayloadTooLarge, ValidationFailed
-from mailroom.ids import normalise_message_id
+from mailroom.ids import normalise_message_id, require_message_id
 from mailroom.web.deps import BodyBridge, ChunkNumber, Principal, Services, Version
 from mailroom.web.wire import headers as mex
 from mailroom.web.wire.media import V2_TYPE, ApiVersion
@@ -101,10 +101,7 @@ def track_message(
     raw = request.query_params.get("messageID")
     if raw is None:
         raise ValidationFailed("query", "messageID", "Field required", kind="missing")
-    message_id = normalise_message_id(raw)
-    if message_id is None:
-        raise MessageNotFound(message_id=raw)
-    message = services.tracking.by_message_id(principal, message_id)
+    message = services.tracking.by_message_id(principal, require_message_id(raw))
     if version is ApiVersion.V2:
         return JSONResponse(tracking_v2(message), media_type=V2_TYPE)
     return JSONResponse(tracking_v1(message))
