@@ -39,6 +39,7 @@ _TYPES = {
     "bool": "boolean",
     "timedelta": "duration",
     "AfterAck": "`gone` or `allow`",
+    "PayloadBackend": "`filesystem` or `s3`",
     "Mapping[str, int]": "header limits",
 }
 _MIB = 1024 * 1024

@@ -55,6 +55,18 @@ class AfterAck(StrEnum):
     ALLOW = "allow"  # 200, as mesh-sandbox does
 
 
+class PayloadBackend(StrEnum):
+    """Where payload bytes are kept (``storage.payloads.factory``)."""
+
+    FILESYSTEM = "filesystem"  # files under {data_dir}/payloads
+    S3 = "s3"  # objects in an S3-compatible bucket (the `s3` extra)
+
+
+#: S3's smallest multipart part (all but the last) and largest part.
+S3_MIN_PART_SIZE = 5 * 1024 * 1024
+S3_MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
+
+
 def _help(text: str, **kw: Any) -> Any:
     return field(metadata={"help": text}, **kw)
 
@@ -148,6 +160,29 @@ class Settings:
         "SQLite `PRAGMA synchronous` (FULL makes every commit durable against power loss).", default="FULL"
     )
     log_level: str = _help("Logging level of the server.", default="info")
+    payload_store: PayloadBackend = _help(
+        "Where payload bytes are kept: `filesystem` (under `{data_dir}/payloads`) or `s3` "
+        "(an S3-compatible bucket; install the `s3` extra). Credentials come from the usual "
+        "AWS variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE`, ...) or roles.",
+        default=PayloadBackend.FILESYSTEM,
+    )
+    s3_bucket: str = _help("Bucket holding the payloads (required with `payload_store=s3`).", default="")
+    s3_prefix: str = _help(
+        "Key prefix for Mailroom's objects in the bucket (a `/` is added if missing); empty uses the "
+        "bucket's root.",
+        default="",
+    )
+    s3_endpoint_url: str = _help(
+        "URL of an S3-compatible server (MinIO, Ceph, ...), reached with path-style requests; "
+        "empty means AWS S3.",
+        default="",
+    )
+    s3_region: str = _help("Region of the bucket; empty uses the AWS configuration's region.", default="")
+    s3_part_size: int = _help(
+        "Payloads larger than this, in bytes, are uploaded in parts of this size (multipart upload); "
+        "each upload holds about one part in memory. At least 5 MiB (S3's minimum).",
+        default=8 * 1024 * 1024,
+    )
 
     @property
     def resolved_database_url(self) -> str:
@@ -203,6 +238,8 @@ def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
             return parse_duration(raw)
         if kind == "AfterAck":
             return AfterAck(raw.strip().lower())
+        if kind == "PayloadBackend":
+            return PayloadBackend(raw.strip().lower())
         if kind == "Mapping[str, int]":
             return parse_header_limits(raw)
     except ValueError as exc:
@@ -236,6 +273,20 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("tls_client_ca needs tls_cert and tls_key")
     if settings.sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
         raise SettingsError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
+    _validate_s3(settings)
+
+
+def _validate_s3(settings: Settings) -> None:
+    if settings.payload_store not in set(PayloadBackend):
+        raise SettingsError(f"payload_store must be one of {', '.join(PayloadBackend)}")
+    if settings.payload_store != PayloadBackend.S3:
+        return
+    if not settings.s3_bucket:
+        raise SettingsError("payload_store=s3 needs s3_bucket")
+    if not S3_MIN_PART_SIZE <= settings.s3_part_size <= S3_MAX_PART_SIZE:
+        raise SettingsError(f"s3_part_size must be between {S3_MIN_PART_SIZE} and {S3_MAX_PART_SIZE} bytes")
+    if settings.max_chunk_bytes > 10_000 * settings.s3_part_size:
+        raise SettingsError("max_chunk_bytes needs more than 10000 parts of s3_part_size (S3's limit)")
 
 
 def format_duration(value: timedelta) -> str:
