@@ -1,0 +1,317 @@
+"""The two servers under test, as real processes on loopback, and what /proc says about them.
+
+- Mailroom: ``python -m mailroom serve`` with its default, durable settings (SQLite WAL with
+  ``synchronous=FULL``, every payload fsynced before the 202), mailboxes made with the CLI.
+- mesh-sandbox: NHS's ``mesh_sandbox.api:app`` under uvicorn in its own venv (``.venv-sandbox``),
+  ``STORE_MODE=file`` (messages as JSON files, chunks as files) and ``AUTH_MODE=full``.
+
+Both get the same mailboxes, password and shared key, and plain HTTP on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from tests.support.server import ServerProcess
+
+from bench.loadgen import Connection, Target
+
+ROOT = Path(__file__).resolve().parent.parent
+SANDBOX_PYTHON = Path(os.environ.get("MAILROOM_SBX_PYTHON", ROOT / ".venv-sandbox" / "bin" / "python"))
+SANDBOX_LAUNCHER = ROOT / "tests" / "support" / "mesh_sandbox_launcher.py"
+SHARED_KEY = "BenchKey"
+PASSWORD = "password"
+SENDER = "ALICE"
+DEEP = "DEEP"
+
+
+def recipients(count: int) -> list[str]:
+    return [f"BOB{n:02d}" for n in range(count)]
+
+
+def all_mailboxes(receivers: int) -> list[str]:
+    return [SENDER, DEEP, *recipients(receivers)]
+
+
+def proc_status(pid: int, name: str) -> int:
+    """A ``kB`` field of /proc/<pid>/status, in bytes (0 if the process is gone)."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(rf"^{name}:\s+(\d+) kB", text, re.MULTILINE)
+    return int(match.group(1)) * 1024 if match else 0
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class RssSampler:
+    """Peak VmRSS of a process, sampled every 20 ms, plus the kernel's VmHWM at the end."""
+
+    pid: int
+    peak: int = 0
+    samples: list[tuple[float, int]] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> RssSampler:
+        with contextlib.suppress(OSError):  # reset the high-water mark: VmHWM covers just this block
+            Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+        started = time.monotonic()
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                rss = proc_status(self.pid, "VmRSS")
+                self.peak = max(self.peak, rss)
+                self.samples.append((time.monotonic() - started, rss))
+                self._stop.wait(0.02)
+
+        self._thread = threading.Thread(target=loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join()
+        self.peak = max(self.peak, proc_status(self.pid, "VmHWM"))
+
+
+class Server:
+    """Common face of both servers: start, stop, pid, target, seed a deep inbox."""
+
+    name = ""
+
+    def __init__(self, root: Path, port: int, receivers: int) -> None:
+        self.root = root
+        self.port = port
+        self.receivers = receivers
+        self.process: ServerProcess | None = None
+
+    @property
+    def target(self) -> Target:
+        return Target("127.0.0.1", self.port, SHARED_KEY, PASSWORD)
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        assert self.process.pid is not None
+        return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        return proc_cpu_seconds(self.pid)
+
+    def rss(self) -> int:
+        return proc_status(self.pid, "VmRSS")
+
+    def prepare(self) -> None:
+        raise NotImplementedError
+
+    def argv_env(self) -> tuple[list[str], dict[str, str]]:
+        raise NotImplementedError
+
+    def start(self) -> float:
+        """Start and wait until healthy; returns the seconds that took."""
+        argv, env = self.argv_env()
+        self.process = ServerProcess(
+            argv,
+            log_path=self.root / "server.log",
+            port=self.port,
+            env=env,
+            scheme="http",
+            startup_timeout=600,
+        )
+        started = time.perf_counter()
+        self.process.start()
+        return time.perf_counter() - started
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+    def seed_deep_inbox(self, total: int) -> float:
+        """Make the DEEP inbox hold ``total`` messages (server stopped); returns seconds."""
+        raise NotImplementedError
+
+
+async def send_template(target: Target, recipient: str) -> str:
+    """One real message through HTTP: the row/file every seeded copy is cloned from."""
+    conn = Connection(target)
+    response = await conn.request(
+        "POST",
+        f"/messageexchange/{SENDER}/outbox",
+        SENDER,
+        headers={"mex-to": recipient, "mex-workflowid": "BENCH_DEEP", "content-type": "text/plain"},
+        body=b"deep inbox message",
+    )
+    await conn.close()
+    assert response.status == 202, response.body
+    reply = json.loads(response.body)
+    message_id: str = reply.get("message_id") or reply["messageID"]
+    return message_id
+
+
+def clone_ids(total: int, start: datetime, *, mesh_ids: bool = True) -> list[tuple[str, datetime]]:
+    """Ids with strictly increasing timestamps, oldest first: MESH-shaped, or uuid hex as
+    mesh-sandbox makes them."""
+    out = []
+    for n in range(total):
+        at = start + timedelta(microseconds=n * 100)
+        message_id = f"{at:%Y%m%d%H%M%S%f}_{n % 0xFFFFFF:06X}" if mesh_ids else uuid.uuid4().hex.upper()
+        out.append((message_id, at))
+    return out
+
+
+class Mailroom(Server):
+    name = "mailroom"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAILROOM_")}
+        return {**env, "MAILROOM_SHARED_KEY": SHARED_KEY, "MAILROOM_LOG_LEVEL": "warning"}
+
+    def prepare(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        boxes = self.root / "mailboxes.jsonl"
+        boxes.write_text(
+            "".join(
+                json.dumps({"mailbox_id": box, "password": PASSWORD, "ods_code": "X26"}) + "\n"
+                for box in all_mailboxes(self.receivers)
+            )
+        )
+        command = [sys.executable, "-m", "mailroom", "mailbox", "import", str(boxes)]
+        command += ["--data-dir", str(self.data_dir)]
+        subprocess.run(command, env=self.env(), check=True, capture_output=True, timeout=120)
+
+    def argv_env(self) -> tuple[list[str], dict[str, str]]:
+        argv = [sys.executable, "-m", "mailroom", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        return [*argv, "--data-dir", str(self.data_dir)], self.env()
+
+    def seed_deep_inbox(self, total: int) -> float:
+        """Clone one real message's rows (messages, chunks, events) with SQL, in one transaction.
+
+        Every copy points at the template's payload file, so copies download too.
+        """
+        import asyncio
+
+        started = time.perf_counter()
+        db = sqlite3.connect(self.data_dir / "mailroom.db")
+        have = db.execute("SELECT count(*) FROM messages WHERE recipient_id = ?", (DEEP,)).fetchone()[0]
+        if have == 0:
+            self.start()
+            asyncio.run(send_template(self.target, DEEP))
+            self.stop()
+            have = 1
+        db.row_factory = sqlite3.Row
+        template = db.execute("SELECT * FROM messages WHERE recipient_id = ? LIMIT 1", (DEEP,)).fetchone()
+        chunk = db.execute("SELECT * FROM chunks WHERE message_id = ?", (template["message_id"],)).fetchone()
+        events = db.execute(
+            "SELECT * FROM message_events WHERE message_id = ?", (template["message_id"],)
+        ).fetchall()
+        when = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)
+        fmt = "%Y-%m-%d %H:%M:%S.%f"
+        msg_rows, chunk_rows, event_rows = [], [], []
+        for message_id, at in clone_ids(total - have, when - timedelta(seconds=have)):
+            stamp = at.strftime(fmt)
+            row = {**dict(template), "message_id": message_id}
+            row.update(created_at=stamp, status_at=stamp, accepted_at=stamp)
+            msg_rows.append(row)
+            chunk_rows.append({**dict(chunk), "message_id": message_id, "stored_at": stamp})
+            for event in events:
+                event_row = {**dict(event), "message_id": message_id, "created_at": stamp}
+                event_row.pop("id")
+                event_rows.append(event_row)
+        with db:
+            for table, rows in (
+                ("messages", msg_rows),
+                ("chunks", chunk_rows),
+                ("message_events", event_rows),
+            ):
+                if rows:
+                    names = list(rows[0])
+                    sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+                    db.executemany(sql, [tuple(r[n] for n in names) for r in rows])
+        db.close()
+        return time.perf_counter() - started
+
+
+class MeshSandbox(Server):
+    name = "mesh-sandbox"
+
+    @property
+    def store_dir(self) -> Path:
+        return self.root / "store"
+
+    def prepare(self) -> None:
+        if not SANDBOX_PYTHON.exists():
+            raise SystemExit(f"mesh-sandbox not found at {SANDBOX_PYTHON}: run scripts/install")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.store_dir.mkdir(exist_ok=True)
+        rows = [
+            {"mailbox_id": box, "mailbox_name": box, "password": PASSWORD, "ods_code": "X26"}
+            for box in all_mailboxes(self.receivers)
+        ]
+        (self.root / "mailboxes.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (self.root / "workflows.jsonl").write_text("")
+
+    def argv_env(self) -> tuple[list[str], dict[str, str]]:
+        argv = [str(SANDBOX_PYTHON), str(SANDBOX_LAUNCHER), "--port", str(self.port)]
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "STORE_MODE": "file",
+            "MAILBOXES_DATA_DIR": str(self.store_dir),
+            "AUTH_MODE": "full",
+            "SHARED_KEY": SHARED_KEY,
+        }
+        return [*argv, "--data-dir", str(self.root)], env
+
+    def seed_deep_inbox(self, total: int) -> float:
+        """Copy one real message's JSON file (as the file store wrote it) with new ids and times."""
+        import asyncio
+
+        started = time.perf_counter()
+        inbox = self.store_dir / DEEP / "in"
+        existing = sorted(inbox.glob("*.json")) if inbox.exists() else []
+        if not existing:
+            self.start()
+            message_id = asyncio.run(send_template(self.target, DEEP))
+            self.stop()
+            existing = [inbox / f"{message_id}.json"]
+        template_path = existing[0]
+        template = json.loads(template_path.read_text())
+        chunk_dir = inbox / template_path.stem
+        when = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)
+        for message_id, at in clone_ids(
+            total - len(existing), when - timedelta(seconds=len(existing)), mesh_ids=False
+        ):
+            data = json.loads(json.dumps(template).replace(template["message_id"], message_id))
+            data["created_timestamp"] = at.isoformat()
+            for event in data.get("events") or []:
+                event["timestamp"] = at.isoformat()
+            (inbox / f"{message_id}.json").write_text(json.dumps(data))
+            if chunk_dir.is_dir():  # hard links: same bytes, so copies download too
+                (inbox / message_id).mkdir()
+                for part in chunk_dir.iterdir():
+                    os.link(part, inbox / message_id / part.name)
+        return time.perf_counter() - started
