@@ -116,67 +116,71 @@ class FaultProxy:
 
 
 def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    return type("Handler", (_Handler,), {"proxy": proxy})
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
 
-        def _body(self) -> bytes:
-            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                parts = []
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                    if size == 0:
-                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                            pass
-                        return b"".join(parts)
-                    parts.append(self.rfile.read(size))
-                    self.rfile.readline()
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    proxy: FaultProxy
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        parts = []
+        while size := int(self.rfile.readline().split(b";")[0].strip(), 16):
+            parts.append(self.rfile.read(size))
+            self.rfile.readline()
+        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+            pass
+        return b"".join(parts)
 
-        def _drop(self) -> None:
-            self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
+    def _drop(self) -> None:
+        self.close_connection = True
+        self.connection.shutdown(socket.SHUT_RDWR)
 
-        def _handle(self) -> None:
-            body = self._body()
-            path = self.path.split("?", 1)[0]
-            rule = proxy.decide(self.command, path, self.headers.get("Authorization"))
-            if rule and rule.action == "drop-before":
-                return self._drop()
-            if rule and rule.action == "status":
-                payload = json.dumps(
-                    {"errorEvent": "", "errorCode": "", "errorDescription": "injected"}
-                ).encode()
-                self.send_response(rule.status)
-                if rule.retry_after is not None:
-                    self.send_header("Retry-After", str(rule.retry_after))
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-                return None
+    def _answer(self, rule: Rule) -> None:
+        payload = json.dumps({"errorEvent": "", "errorCode": "", "errorDescription": "injected"}).encode()
+        self.send_response(rule.status)
+        if rule.retry_after is not None:
+            self.send_header("Retry-After", str(rule.retry_after))
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _relay(self, upstream: httpx.Response, raw: bytes, cut: bool) -> None:
+        self.send_response(upstream.status_code)
+        for name, value in upstream.headers.multi_items():
+            if name.lower() not in HOP_BY_HOP:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        if cut:
+            self.wfile.write(raw[: len(raw) // 2])
+            self.wfile.flush()
+            self._drop()
+            return
+        self.wfile.write(raw)
+
+    def _handle(self) -> None:
+        body = self._body()
+        rule = self.proxy.decide(self.command, self.path.split("?", 1)[0], self.headers.get("Authorization"))
+        action = rule.action if rule else "forward"
+        if action == "drop-before":
+            self._drop()
+        elif rule is not None and action == "status":
+            self._answer(rule)
+        else:
             headers = {name: value for name, value in self.headers.items() if name.lower() not in HOP_BY_HOP}
-            upstream = proxy.forward(self.command, self.path, headers, body)
-            raw: bytes = upstream.raw_body  # type: ignore[attr-defined]
-            if rule and rule.action == "drop-after":
-                return self._drop()
-            self.send_response(upstream.status_code)
-            for name, value in upstream.headers.multi_items():
-                if name.lower() not in HOP_BY_HOP:
-                    self.send_header(name, value)
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            if self.command == "HEAD":
-                return None
-            if rule and rule.action == "cut-body":
-                self.wfile.write(raw[: len(raw) // 2])
-                self.wfile.flush()
-                return self._drop()
-            self.wfile.write(raw)
-            return None
+            upstream = self.proxy.forward(self.command, self.path, headers, body)
+            if action == "drop-after":
+                self._drop()
+            else:
+                self._relay(upstream, upstream.raw_body, cut=action == "cut-body")  # type: ignore[attr-defined]
 
-        do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
-
-    return Handler
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _handle
