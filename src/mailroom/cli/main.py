@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from mailroom import __version__
+from mailroom.cli.client import client as client_commands
 from mailroom.container import Container, build_container
 from mailroom.domain.mailboxes import Mailbox, normalise_mailbox_id
 from mailroom.errors import MailroomError, ValidationFailed
@@ -245,3 +246,6 @@ def db_upgrade(data_dir: Path | None) -> None:
     database = create_database(settings.resolved_database_url)
     upgrade(database)
     click.echo(f"database at revision {current_revision(database)}")
+
+
+cli.add_command(client_commands)
