@@ -88,6 +88,16 @@ def _create_private(path: Path, text: str) -> None:
         os.close(dir_fd)
 
 
+def open_database(settings: Settings) -> Database:
+    """The metadata database the settings name (not migrated)."""
+    return create_database(
+        settings.resolved_database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+
+
 def token_db_for(settings: Settings, db: Database) -> Database:
     """Where used tokens are remembered.
 
@@ -114,7 +124,7 @@ def build_container(
 ) -> Container:
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # passwords live here
     clock = clock or SystemClock()
-    db = create_database(settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    db = open_database(settings)
     if migrate:
         upgrade(db)
     store = payloads or create_payload_store(settings)

@@ -80,6 +80,16 @@ class Settings:
     database_url: str = _help(
         "SQLAlchemy URL of the metadata database; empty means `sqlite:///{data_dir}/mailroom.db`.", default=""
     )
+    db_pool_size: int = _help(
+        "PostgreSQL connections each process keeps open. Every process may open up to "
+        "`db_pool_size + db_max_overflow`; keep the sum over all processes (plus CLI runs) "
+        "below the server's `max_connections`.",
+        default=10,
+    )
+    db_max_overflow: int = _help(
+        "Extra PostgreSQL connections a process may open under load, closed again when returned.",
+        default=10,
+    )
     shared_key: str = _help(
         "MESH environment shared secret used as the HMAC key of `NHSMESH` tokens. "
         "Empty means a random key generated once into `{data_dir}/shared.key`.",

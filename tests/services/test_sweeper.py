@@ -98,7 +98,7 @@ def test_upload_streaming_longer_than_the_grace_period_is_not_an_orphan(containe
     assert b"".join(container.receiving.open_chunk(found)) == b"first half, second half"
 
 
-def test_a_long_upload_committing_now_is_not_taken_for_an_orphan(container, clock, settings):
+def test_a_long_upload_committing_now_is_not_taken_for_an_orphan(container, clock, settings, stack):
     """The send began two hours ago (old id) but its payload was written just now: keep it."""
     key = chunk_key(new_message_id(clock.now() - timedelta(hours=2)), 1)
     container.payloads.put(key, [b"streamed for two hours"])  # written now
@@ -106,6 +106,8 @@ def test_a_long_upload_committing_now_is_not_taken_for_an_orphan(container, cloc
     assert container.maintenance.remove_orphans() == 0
     assert b"".join(container.payloads.open(key)) == b"streamed for two hours"
 
+    if stack != "sqlite":
+        return  # backdating the write below needs the filesystem store
     # once the directory has not been written for longer than the grace period, it goes
     message_dir = settings.data_dir / "payloads" / "objects" / key[:8] / key.split("/")[0]
     stale = (clock.now() - timedelta(hours=1, minutes=1)).timestamp()

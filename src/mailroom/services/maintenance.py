@@ -1,12 +1,19 @@
 """Background work every server process runs: expiry with non-delivery reports, payload purge,
-token clean-up and orphan removal. Each step changes a message with a conditional update, so a
-message is expired and reported exactly once however many processes sweep at the same time."""
+token clean-up and orphan removal. Every process sweeps; no broker or leader is needed.
+
+Expiry claims due messages with row locks (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and
+expires them together with their reports in one transaction, so each message is expired and
+reported exactly once however many processes sweep at the same time, and whichever of them
+stops mid-sweep. The other steps are conditional updates or idempotent deletes: running them
+twice changes nothing."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from sqlalchemy import Connection
 
 from mailroom.clock import Clock
 from mailroom.domain.messages import (
@@ -28,6 +35,7 @@ from mailroom.storage.repos import mailboxes, messages, tokens
 log = logging.getLogger(__name__)
 
 BATCH = 200
+EXPIRY_BATCH = 50  # messages expired per transaction (each also inserts a report)
 ORPHAN_GRACE = timedelta(hours=1)
 ORPHAN_SCAN_INTERVAL = timedelta(minutes=15)
 
@@ -98,44 +106,54 @@ class MaintenanceService:
 
     def expire(self, result: SweepResult) -> None:
         while True:
-            with self._db.read() as conn:
-                due = messages.due_for_expiry(conn, self._clock.now(), BATCH)
-            for message_id in due:
-                report_id = self._expire_one(message_id)
-                if report_id:
-                    result.expired.append(message_id)
-                    result.reports.append(report_id)
-            if len(due) < BATCH:
+            expired = self._expire_batch()
+            for message_id, report_id, recipient_id in expired:
+                log.info("expired %s; report %s sent to %s", message_id, report_id, recipient_id)
+                result.expired.append(message_id)
+                result.reports.append(report_id)
+            if len(expired) < EXPIRY_BATCH:
                 return
 
-    def _expire_one(self, message_id: str) -> str | None:
+    def _expire_batch(self) -> list[tuple[str, str, str]]:
+        """Claim a batch of due messages and expire them, each with its report, in one transaction.
+
+        Claiming (row locks, skipping rows another sweep holds), the status change and the
+        report insert commit together or not at all: a process stopped mid-sweep leaves its
+        batch due, and the next sweep anywhere takes it. So every message is expired and
+        reported exactly once, however many processes sweep.
+        """
         now = self._clock.now()
+        done = []
         with self._db.write() as conn:
-            original = messages.get(conn, message_id, for_update=True)
-            if original is None or original.status is not MessageStatus.ACCEPTED:
-                return None
-            recipient = mailboxes.get(conn, original.recipient.mailbox_id)
-            spec = not_collected_report(
-                original,
-                self._settings.inbox_retention,
-                deactivated=recipient is not None and not recipient.active,
-            )
-            if not messages.change_status(
-                conn,
-                message_id,
-                MessageStatus.UNDELIVERABLE,
-                now,
-                only_from=[MessageStatus.ACCEPTED],
-                detail=spec.detail,
-            ):
-                return None
-            sender = mailboxes.get(conn, original.sender.mailbox_id)
-            recipient_party = original.sender if sender is None else party(sender)
-            report = report_message(spec, recipient_party, now, MessageStatus.ACCEPTED)
-            messages.insert_message(conn, report)
-            messages.add_event(conn, report.message_id, MessageStatus.ACCEPTED, now, spec.detail)
-        log.info("expired %s; report %s sent to %s", message_id, report.message_id, spec.recipient_id)
-        return report.message_id
+            for message_id in messages.claim_due_for_expiry(conn, now, EXPIRY_BATCH):
+                report_id, recipient_id = self._expire_one(conn, message_id, now)
+                done.append((message_id, report_id, recipient_id))
+        return done
+
+    def _expire_one(self, conn: Connection, message_id: str, now: datetime) -> tuple[str, str]:
+        original = messages.get(conn, message_id)
+        assert original is not None  # claimed rows are locked: they cannot go away
+        recipient = mailboxes.get(conn, original.recipient.mailbox_id)
+        spec = not_collected_report(
+            original,
+            self._settings.inbox_retention,
+            deactivated=recipient is not None and not recipient.active,
+        )
+        changed = messages.change_status(
+            conn,
+            message_id,
+            MessageStatus.UNDELIVERABLE,
+            now,
+            only_from=[MessageStatus.ACCEPTED],
+            detail=spec.detail,
+        )
+        assert changed  # claimed as ACCEPTED under a lock
+        sender = mailboxes.get(conn, original.sender.mailbox_id)
+        recipient_party = original.sender if sender is None else party(sender)
+        report = report_message(spec, recipient_party, now, MessageStatus.ACCEPTED)
+        messages.insert_message(conn, report)
+        messages.add_event(conn, report.message_id, MessageStatus.ACCEPTED, now, spec.detail)
+        return report.message_id, spec.recipient_id
 
     def abandon_uploads(self, result: SweepResult) -> None:
         """A chunked upload not completed within the inbox retention fails (status ``error``);

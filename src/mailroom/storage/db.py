@@ -1,4 +1,9 @@
-"""Engine factory and transactions: SQLite in WAL mode with BEGIN IMMEDIATE for writes."""
+"""Engine factory and transactions.
+
+SQLite runs in WAL mode with ``BEGIN IMMEDIATE`` for writes (one writer at a time). PostgreSQL
+runs at READ COMMITTED with a connection pool per process; writers that touch the same message
+serialise on its row lock (``SELECT ... FOR UPDATE``), so several processes can share it.
+"""
 
 from __future__ import annotations
 
@@ -44,13 +49,26 @@ class Database:
         self.engine.dispose()
 
 
-def create_database(url: str, *, sqlite_synchronous: str = "FULL") -> Database:
+def create_database(
+    url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10, max_overflow: int = 20
+) -> Database:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return Database(_sqlite_engine(url, sqlite_synchronous))
-    if parsed.drivername == "postgresql":
-        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return Database(create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20))
+    options: dict[str, Any] = {}
+    if parsed.get_backend_name() in ("postgres", "postgresql"):
+        if parsed.drivername in ("postgres", "postgresql"):  # psycopg 3 unless a driver is named
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        options = {
+            "isolation_level": "READ COMMITTED",
+            # timestamps are stored as naive UTC; a session time zone of UTC keeps now() and
+            # any ad-hoc SQL an operator runs consistent with them
+            "connect_args": {"options": "-c timezone=UTC", "application_name": "mailroom"},
+        }
+    engine = create_engine(
+        parsed, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow, **options
+    )
+    return Database(engine)
 
 
 def _sqlite_engine(url: str, synchronous: str) -> Engine:

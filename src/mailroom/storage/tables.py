@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
 )
+
+from mailroom.errors import ValidationFailed
 
 metadata = MetaData(
     naming_convention={
@@ -161,3 +164,36 @@ auth_tokens = Table(
     Column("expires_at", UTCDateTime, nullable=False),
     Index(None, "expires_at"),
 )
+
+
+def text_limits(table: Table) -> dict[str, int | None]:
+    """Every text column of ``table`` with its length limit (None for unbounded ``Text``)."""
+    return {
+        column.name: column.type.length
+        for column in table.columns
+        if isinstance(column.type, String)  # Text is a String without a length
+    }
+
+
+def check_text(limits: Mapping[str, int | None], values: Mapping[str, Any]) -> None:
+    """Refuse text a column cannot hold, as a validation error (400) rather than a database error.
+
+    PostgreSQL raises on a value longer than its ``VARCHAR(n)`` and on any NUL character;
+    SQLite accepts both silently. Checking here, where every row is written, makes both stacks
+    refuse the same values, whichever client-filled field (header, JSON body, import file)
+    they came from.
+    """
+    for name, limit in limits.items():
+        value = values.get(name)
+        if not isinstance(value, str):
+            continue
+        if limit is not None and len(value) > limit:
+            raise ValidationFailed(
+                "body",
+                name,
+                f"String should have at most {limit} characters",
+                kind="string_too_long",
+                value=value[:limit],
+            )
+        if "\x00" in value:
+            raise ValidationFailed("body", name, "NUL characters are not allowed", value=value[:100])

@@ -9,7 +9,10 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from mailroom.domain.mailboxes import Mailbox, WorkflowRegistration, WorkflowRole
-from mailroom.storage.tables import mailboxes, workflows
+from mailroom.storage.tables import check_text, mailboxes, text_limits, workflows
+
+_MAILBOX_TEXT = text_limits(mailboxes)
+_WORKFLOW_TEXT = text_limits(workflows)
 
 
 def _to_mailbox(row: Any) -> Mailbox:
@@ -46,6 +49,7 @@ def upsert(conn: Connection, mailbox: Mailbox, now: datetime) -> bool:
         "billing_entity": mailbox.billing_entity,
         "active": mailbox.active,
     }
+    check_text(_MAILBOX_TEXT, {"mailbox_id": mailbox.mailbox_id, **values})
     changed = conn.execute(
         update(mailboxes).where(mailboxes.c.mailbox_id == mailbox.mailbox_id).values(**values)
     ).rowcount
@@ -67,15 +71,15 @@ def record_handshake(conn: Connection, mailbox_id: str, now: datetime) -> None:
 def replace_workflow(
     conn: Connection, workflow_id: str, registrations: Sequence[WorkflowRegistration]
 ) -> None:
+    rows = [
+        {"workflow_id": r.workflow_id, "mailbox_id": r.mailbox_id, "role": r.role.value}
+        for r in registrations
+    ]
+    for row in [{"workflow_id": workflow_id}, *rows]:
+        check_text(_WORKFLOW_TEXT, row)
     conn.execute(delete(workflows).where(workflows.c.workflow_id == workflow_id))
-    if registrations:
-        conn.execute(
-            insert(workflows),
-            [
-                {"workflow_id": r.workflow_id, "mailbox_id": r.mailbox_id, "role": r.role.value}
-                for r in registrations
-            ],
-        )
+    if rows:
+        conn.execute(insert(workflows), rows)
 
 
 def is_registered(conn: Connection, workflow_id: str, mailbox_id: str, role: WorkflowRole) -> bool:

@@ -29,7 +29,10 @@ from mailroom.domain.messages import (
     StatusDetail,
     WorkflowFilter,
 )
-from mailroom.storage.tables import chunks, message_events, messages
+from mailroom.storage.tables import check_text, chunks, message_events, messages, text_limits
+
+_MESSAGE_TEXT = text_limits(messages)
+_EVENT_TEXT = text_limits(message_events)
 
 
 @dataclass(frozen=True)
@@ -110,37 +113,36 @@ def insert_message(conn: Connection, message: Message) -> None:
     detail = message.detail
     # Parameters passed to a plain insert() rather than built into .values(): the compiled
     # statement is cached and reused, which halves the CPU cost of the hottest insert.
-    conn.execute(
-        insert(messages),
-        dict(
-            message_id=message.message_id,
-            message_type=message.message_type.value,
-            status=message.status.value,
-            **_party_values(message.sender, "sender"),
-            **_party_values(message.recipient, "recipient"),
-            workflow_id=meta.workflow_id,
-            subject=meta.subject,
-            local_id=meta.local_id,
-            partner_id=meta.partner_id,
-            file_name=meta.file_name,
-            content_type=meta.content_type,
-            content_encoding=meta.content_encoding,
-            checksum=meta.checksum,
-            encrypted=meta.encrypted,
-            compressed=meta.compressed,
-            total_chunks=message.total_chunks,
-            file_size=message.file_size,
-            status_event=detail.event,
-            status_code=detail.code,
-            status_description=detail.description,
-            linked_message_id=detail.linked_message_id,
-            created_at=message.created_at,
-            status_at=message.status_at,
-            accepted_at=message.accepted_at,
-            acknowledged_at=message.acknowledged_at,
-            inbox_expires_at=message.inbox_expires_at,
-        ),
+    values = dict(
+        message_id=message.message_id,
+        message_type=message.message_type.value,
+        status=message.status.value,
+        **_party_values(message.sender, "sender"),
+        **_party_values(message.recipient, "recipient"),
+        workflow_id=meta.workflow_id,
+        subject=meta.subject,
+        local_id=meta.local_id,
+        partner_id=meta.partner_id,
+        file_name=meta.file_name,
+        content_type=meta.content_type,
+        content_encoding=meta.content_encoding,
+        checksum=meta.checksum,
+        encrypted=meta.encrypted,
+        compressed=meta.compressed,
+        total_chunks=message.total_chunks,
+        file_size=message.file_size,
+        status_event=detail.event,
+        status_code=detail.code,
+        status_description=detail.description,
+        linked_message_id=detail.linked_message_id,
+        created_at=message.created_at,
+        status_at=message.status_at,
+        accepted_at=message.accepted_at,
+        acknowledged_at=message.acknowledged_at,
+        inbox_expires_at=message.inbox_expires_at,
     )
+    check_text(_MESSAGE_TEXT, values)
+    conn.execute(insert(messages), values)
 
 
 def get(conn: Connection, message_id: str, *, for_update: bool = False) -> Message | None:
@@ -158,18 +160,17 @@ def add_event(
     at: datetime,
     detail: StatusDetail = StatusDetail(),
 ) -> None:
-    conn.execute(
-        insert(message_events),
-        dict(
-            message_id=message_id,
-            status=status.value,
-            event=detail.event,
-            code=detail.code,
-            description=detail.description,
-            linked_message_id=detail.linked_message_id,
-            created_at=at,
-        ),
+    values = dict(
+        message_id=message_id,
+        status=status.value,
+        event=detail.event,
+        code=detail.code,
+        description=detail.description,
+        linked_message_id=detail.linked_message_id,
+        created_at=at,
     )
+    check_text(_EVENT_TEXT, values)
+    conn.execute(insert(message_events), values)
 
 
 def change_status(
@@ -198,6 +199,7 @@ def change_status(
             status_description=detail.description,
             linked_message_id=detail.linked_message_id or "",
         )
+    check_text(_MESSAGE_TEXT, values)
     if not conn.execute(stmt.values(**values)).rowcount:
         return False
     add_event(conn, message_id, status, at, detail or StatusDetail())
@@ -321,7 +323,14 @@ def by_local_id(conn: Connection, sender: str, local_id: str, limit: int = 2) ->
     return [to_message(row) for row in conn.execute(stmt)]
 
 
-def due_for_expiry(conn: Connection, now: datetime, limit: int) -> list[str]:
+def claim_due_for_expiry(conn: Connection, now: datetime, limit: int) -> list[str]:
+    """Accepted DATA messages past their inbox expiry, locked for this transaction.
+
+    On PostgreSQL the rows are locked ``FOR UPDATE SKIP LOCKED``: a concurrent sweep in another
+    process claims other rows instead of waiting for (and re-checking) these. The lock also
+    re-checks the status, so a message acknowledged meanwhile is not returned. On SQLite the
+    caller's ``BEGIN IMMEDIATE`` already excludes every other writer.
+    """
     stmt = (
         select(messages.c.message_id)
         .where(
@@ -332,6 +341,8 @@ def due_for_expiry(conn: Connection, now: datetime, limit: int) -> list[str]:
         .order_by(messages.c.inbox_expires_at)
         .limit(limit)
     )
+    if conn.dialect.name != "sqlite":
+        stmt = stmt.with_for_update(skip_locked=True)
     return list(conn.execute(stmt).scalars())
 
 
