@@ -14,7 +14,8 @@ router = APIRouter()
 REQUIRED = ("mex-clientversion", "mex-osname", "mex-osversion")
 
 
-@router.api_route("/messageexchange/{mailbox}", methods=["GET", "POST"])
+@router.get("/messageexchange/{mailbox}", operation_id="handshake_get")
+@router.post("/messageexchange/{mailbox}", operation_id="handshake_post")
 def handshake(
     request: Request, mailbox: str, principal: Principal, services: Services, version: Version
 ) -> Response:
