@@ -16,7 +16,7 @@ from mailroom.errors import (
     ValidationFailed,
 )
 from mailroom.services.sending import SendRequest
-from mailroom.settings import Settings
+from mailroom.settings import DEFAULT_HEADER_LIMITS, Settings
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CHECKSUM = re.compile(r"^[A-Za-z0-9\s:\-/]*$")
@@ -84,7 +84,7 @@ def parse_send(headers: Mapping[str, str], settings: Settings) -> SendRequest:
     text = {field: headers.get(name, "") for name, field in SEND_TEXT_HEADERS.items()}
     meta = Metadata(
         workflow_id=workflow_id,
-        content_type=headers.get("mex-content-type") or headers.get("content-type", ""),
+        content_type=_content_type(headers, settings),
         content_encoding=encoding,
         encrypted=parse_flag(headers.get("mex-content-encrypted")),
         compressed=parse_flag(headers.get("mex-content-compressed")),
@@ -93,6 +93,24 @@ def parse_send(headers: Mapping[str, str], settings: Settings) -> SendRequest:
     return SendRequest(
         recipient_id=recipient, sender_claim=headers.get("mex-from", "").strip(), chunks=chunks, meta=meta
     )
+
+
+def _content_type(headers: Mapping[str, str], settings: Settings) -> str:
+    """``Mex-Content-Type``, else the HTTP ``Content-Type``, which is held to the same limit
+    (the stored column has room for that many characters and no more)."""
+    if headers.get("mex-content-type"):
+        return headers["mex-content-type"]
+    value = headers.get("content-type", "")
+    limit = settings.header_limits.get("mex-content-type", DEFAULT_HEADER_LIMITS["mex-content-type"])
+    if len(value) > limit:
+        raise ValidationFailed(
+            "header",
+            "content-type",
+            f"String should have at most {limit} characters",
+            kind="string_too_long",
+            value=value[:limit],
+        )
+    return value
 
 
 def _first_chunk_range(raw: str | None, max_chunks: int) -> ChunkRange:
