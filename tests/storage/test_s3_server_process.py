@@ -22,7 +22,7 @@ from tests.e2e.harness import (
 
 pytestmark = [pytest.mark.s3, pytest.mark.slow]
 
-SIZE = 60 * 1000 * 1000
+SIZE = 30 * 1000 * 1000
 MAX_GROWTH = 40 * MIB  # the filesystem store's bound in tests/e2e/test_memory.py
 
 
@@ -65,7 +65,7 @@ def test_large_chunk_streams_through_s3_in_flat_memory(tmp_path, template, s3_se
     with PeakRss(server.pid) as fetch:
         status, digest, size = download(bob, message_id)
 
-    print(f"S3 60 MB: upload +{upload.growth / MIB:.1f} MiB, download +{fetch.growth / MIB:.1f} MiB")
+    print(f"S3 30 MB: upload +{upload.growth / MIB:.1f} MiB, download +{fetch.growth / MIB:.1f} MiB")
     assert (status, digest, size) == (200, payload.sha256, SIZE)
     assert upload.growth < MAX_GROWTH, f"upload grew {upload.growth / MIB:.1f} MiB"
     assert fetch.growth < MAX_GROWTH, f"download grew {fetch.growth / MIB:.1f} MiB"
