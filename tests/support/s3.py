@@ -1,16 +1,17 @@
 """A real S3-compatible server for tests: moto's server as a subprocess on a loopback port.
 
 In a process of its own, so the server's memory never counts in the tests' measurements and
-other processes (real Mailroom servers) can share its buckets. Start once per session::
-
-    from tests.support.s3 import s3_server  # a session fixture, in any conftest.py
+other processes (real Mailroom servers) can share its buckets. ``tests/conftest.py`` registers
+this module as a plugin (``pytest_plugins``), so the session fixture ``s3_server`` is everywhere::
 
     def test_something(s3_server, settings):
-        s3_settings = s3_server.settings(settings)  # a fresh bucket, payload_store=s3
+        s3_settings = s3_server.settings(settings)  # payload_store=s3 on a fresh bucket
         store = s3_server.store()  # an S3PayloadStore on a fresh bucket
+        s3_server.keys(store.bucket), s3_server.open_uploads(store.bucket)  # what is in it
 
 ``s3_server.env()`` holds the AWS variables a Mailroom subprocess needs to reach it; the
-fixture sets them in this process for the session too.
+fixture sets them in this process for the session too. ``running_s3_server()`` is the same
+server as a context manager, for use outside pytest.
 """
 
 from __future__ import annotations
