@@ -246,6 +246,73 @@ def db_upgrade(data_dir: Path | None) -> None:
     database = create_database(settings.resolved_database_url)
     upgrade(database)
     click.echo(f"database at revision {current_revision(database)}")
+    database.dispose()
+
+
+@db.command("migrate-data")
+@click.option(
+    "--from-data-dir",
+    "source_dir",
+    required=True,
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Data directory of the installation to copy from (its mailroom.db and payloads/).",
+)
+@data_dir_option
+def db_migrate_data(source_dir: Path, data_dir: Path | None) -> None:
+    """Copy an embedded installation (SQLite and payload files) into the configured stores.
+
+    The target is what the settings name: MAILROOM_DATABASE_URL (e.g. PostgreSQL) and
+    MAILROOM_PAYLOAD_STORE (e.g. s3 with MAILROOM_S3_BUCKET). Mailboxes, workflows, messages,
+    events, chunk records and payloads are copied, every payload checked against its SHA-256.
+    Safe to run again: a stopped run resumes, and what is already copied is only verified.
+    """
+    from mailroom.container import open_database
+    from mailroom.storage.db import create_database
+    from mailroom.storage.migrate import upgrade
+    from mailroom.storage.payloads.factory import create_payload_store
+    from mailroom.storage.payloads.filesystem import FilesystemPayloadStore
+    from mailroom.storage.transfer import TransferRefused, copy_installation
+
+    settings = settings_from(data_dir=data_dir)
+    source_file = source_dir / "mailroom.db"
+    if not source_file.is_file():
+        raise click.ClickException(f"{source_file} does not exist")
+    source = create_database(f"sqlite:///{source_file.resolve()}")
+    try:
+        target = open_database(settings)
+        target_payloads = create_payload_store(settings)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        upgrade(source)  # as starting this version on the old installation would
+        upgrade(target)
+        report = copy_installation(
+            source,
+            FilesystemPayloadStore(source_dir / "payloads"),
+            target,
+            target_payloads,
+            progress=click.echo,
+        )
+    except TransferRefused as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        source.dispose()
+        target.dispose()
+    for key in report.missing:
+        click.echo(f"missing in the source: {key}", err=True)
+    for key in report.mismatched:
+        click.echo(f"checksum differs from its record (not copied): {key}", err=True)
+    if (source_dir / "shared.key").exists() and not settings.shared_key:
+        click.echo(
+            f"note: clients sign with the key in {source_dir / 'shared.key'}; give every server the same "
+            "key in MAILROOM_SHARED_KEY",
+            err=True,
+        )
+    if not report.ok:
+        raise click.ClickException(
+            f"{len(report.missing) + len(report.mismatched)} payloads could not be copied (listed above)"
+        )
+    click.echo("done: every row and payload is in the target")
 
 
 cli.add_command(client_commands)
