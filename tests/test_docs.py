@@ -18,7 +18,16 @@ from mailroom.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PAGES = ("index", "quickstart", "configuration", "cli", "mesh-compatibility", "operations", "codebase-map")
+PAGES = (
+    "index",
+    "quickstart",
+    "configuration",
+    "cli",
+    "mesh-compatibility",
+    "deployment",
+    "operations",
+    "codebase-map",
+)
 
 
 def _load_docs_gen() -> ModuleType:
