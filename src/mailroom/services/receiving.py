@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection
 
 from mailroom.clock import Clock
 from mailroom.domain.messages import Message, MessageStatus, WorkflowFilter
@@ -20,6 +23,12 @@ from mailroom.storage.repos import messages
 from mailroom.storage.repos.messages import ChunkRow, InboxPosition
 
 RICH_WINDOW = timedelta(days=30)
+#: v2 inbox pages carry ``approx_inbox_count``. Inboxes up to this many waiting messages are
+#: counted exactly on every page; a deeper one reuses its last count for up to
+#: ``APPROX_COUNT_SECONDS``, so paging through a deep inbox does not scan it once per page
+#: (counting 100,000 rows costs tens of milliseconds; the page itself well under one).
+EXACT_COUNT_UP_TO = 1000
+APPROX_COUNT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,7 @@ def decode_position(token: str, name: str = "continue_from") -> tuple[datetime, 
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))
         stamp = datetime.fromisoformat(data["t"])
         message_id = data["m"]
-        if stamp.tzinfo is None or not isinstance(message_id, str):
+        if stamp.tzinfo is None or not isinstance(message_id, str) or "\x00" in message_id:
             raise ValueError("not ours")
         stamp = stamp.astimezone(UTC)  # tokens are not signed: an offset may overflow
     except (ValueError, KeyError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError):
@@ -72,6 +81,7 @@ class ReceivingService:
         self._db = db
         self._payloads = payloads
         self._clock = clock
+        self._deep_counts: dict[str, tuple[int, float]] = {}  # mailbox → (count, monotonic time)
 
     def inbox(
         self,
@@ -98,10 +108,22 @@ class ReceivingService:
             rows = messages.inbox_page(
                 conn, principal.mailbox_id, after=after, limit=limit + 1, workflow_filter=workflow_filter
             )
-            count = messages.inbox_count(conn, principal.mailbox_id) if with_count else None
+            count = self._approx_count(conn, principal.mailbox_id) if with_count else None
         page = rows[:limit]
         token = encode_position(page[-1].accepted_at, page[-1].message_id) if len(rows) > limit else None
         return InboxPage([row.message_id for row in page], token, count)
+
+    def _approx_count(self, conn: Connection, mailbox_id: str) -> int:
+        cached = self._deep_counts.get(mailbox_id)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < APPROX_COUNT_SECONDS:
+            return cached[0]
+        count = messages.inbox_count(conn, mailbox_id)
+        if count > EXACT_COUNT_UP_TO:
+            self._deep_counts[mailbox_id] = (count, now)
+        else:
+            self._deep_counts.pop(mailbox_id, None)
+        return count
 
     def count(self, principal: MailboxPrincipal) -> int:
         with self._db.read() as conn:
