@@ -338,7 +338,8 @@ def document(results: dict[str, Any]) -> str:
         ]
     if m.get("deep") and x.get("deep"):
         rows = [
-            [name, d["depth"], d["first_page_ms_median"], d["first_page_ms_max"], d["pages"],
+            [name, d["depth"], d.get("first_page_ms_cold", ""), d["first_page_ms_median"],
+             d["first_page_ms_max"], d["pages"],
              d["page_through_seconds"], d["startup_seconds"], d["rss_after_mib"]]
             for name in NAMES
             for d in s[name]["deep"]
@@ -352,13 +353,15 @@ def document(results: dict[str, Any]) -> str:
             "database (messages, chunks, events; every clone points at the template's payload "
             "file), for mesh-sandbox as JSON files in its file store's format (chunk files "
             "hard-linked). Each server is restarted after seeding. Then the first page (500 ids, "
-            f"v2, median of {settings['first_page_repeats']}) and a walk through every page "
+            "v2): the first request after the restart (cold), then the median and worst of "
+            f"{settings['first_page_repeats'] - 1} more; then a walk through every page "
             "following `links.next`.",
             "",
             _table(
                 [
                     "server",
                     "depth",
+                    "first page ms (cold)",
                     "first page ms (median)",
                     "first page ms (max)",
                     "pages",
