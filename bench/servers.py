@@ -300,18 +300,20 @@ class MeshSandbox(Server):
             existing = [inbox / f"{message_id}.json"]
         template_path = existing[0]
         template = json.loads(template_path.read_text())
+        stamps = {template["created_timestamp"], *(e["timestamp"] for e in template.get("events") or [])}
+        text = template_path.read_text().replace(template["message_id"], "{ID}")
+        for stamp in stamps:
+            text = text.replace(f'"{stamp}"', '"{AT}"')
         chunk_dir = inbox / template_path.stem
+        chunks = list(chunk_dir.iterdir()) if chunk_dir.is_dir() else []
         when = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)
         for message_id, at in clone_ids(
             total - len(existing), when - timedelta(seconds=len(existing)), mesh_ids=False
         ):
-            data = json.loads(json.dumps(template).replace(template["message_id"], message_id))
-            data["created_timestamp"] = at.isoformat()
-            for event in data.get("events") or []:
-                event["timestamp"] = at.isoformat()
-            (inbox / f"{message_id}.json").write_text(json.dumps(data))
-            if chunk_dir.is_dir():  # hard links: same bytes, so copies download too
+            body = text.replace("{ID}", message_id).replace("{AT}", at.isoformat())
+            (inbox / f"{message_id}.json").write_text(body)
+            if chunks:  # hard links: same bytes, so copies download too
                 (inbox / message_id).mkdir()
-                for part in chunk_dir.iterdir():
+                for part in chunks:
                     os.link(part, inbox / message_id / part.name)
         return time.perf_counter() - started
