@@ -6,6 +6,7 @@ which used to surface as a 500; SQLite stores either silently. Now both refuse t
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import func, select
 
 from mailroom.storage.tables import messages
@@ -58,3 +59,31 @@ def test_sandbox_report_with_over_long_fields_is_a_400_and_stores_nothing(client
         response = client.post("/messageexchange/admin/report", json=body)
         assert response.status_code == 400, (field, response.text)
     assert message_count(container) == 0
+
+
+NUL_LOOKUPS = (
+    ("/messageexchange/ALICE/outbox/tracking/a%00b", {}),
+    ("/messageexchange/ALICE/outbox/tracking", {"messageID": "a\x00b"}),
+    ("/messageexchange/ALICE/inbox", {"workflow_filter": "W\x00F"}),
+    ("/messageexchange/ALICE/inbox", {"continue_from": "a\x00b"}),
+    ("/messageexchange/endpointlookup/X%0026/WF", {}),
+    ("/messageexchange/workflowsearch/W%00F", {}),
+    ("/messageexchange/ALICE/inbox/a%00b", {}),
+    ("/messageexchange/ALI%00CE/inbox", {}),
+    # a forged paging token whose message id holds a NUL
+    (
+        "/messageexchange/ALICE/inbox",
+        {"continue_from": "eyJ0IjoiMjAyNi0wMS0wMVQwMDowMDowMCswMDowMCIsIm0iOiJhXHUwMDAwIn0"},
+    ),
+    (
+        "/messageexchange/ALICE/inbox/rich",
+        {"continue_from": "eyJ0IjoiMjAyNi0wMS0wMVQwMDowMDowMCswMDowMCIsIm0iOiJhXHUwMDAwIn0"},
+    ),
+)
+
+
+@pytest.mark.parametrize(("path", "params"), NUL_LOOKUPS)
+def test_nul_characters_in_lookups_are_never_a_500(client, headers, path, params):
+    """PostgreSQL refuses NUL even in a query parameter; each lookup must still answer cleanly."""
+    response = client.get(path, params=params, headers=headers("ALICE"))
+    assert response.status_code < 500, (path, params, response.text)

@@ -166,6 +166,13 @@ auth_tokens = Table(
 )
 
 
+def storable(*values: str | None) -> bool:
+    """False if a value has a NUL character: no stored text has one (``check_text``), so a lookup
+    by such a value finds nothing, and must not reach PostgreSQL, which refuses it as a
+    parameter even in a ``WHERE`` clause."""
+    return not any(value and "\x00" in value for value in values)
+
+
 def text_limits(table: Table) -> dict[str, int | None]:
     """Every text column of ``table`` with its length limit (None for unbounded ``Text``)."""
     return {

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from mailroom.domain.mailboxes import Mailbox, WorkflowRegistration, WorkflowRole
-from mailroom.storage.tables import check_text, mailboxes, text_limits, workflows
+from mailroom.storage.tables import check_text, mailboxes, storable, text_limits, workflows
 
 _MAILBOX_TEXT = text_limits(mailboxes)
 _WORKFLOW_TEXT = text_limits(workflows)
@@ -30,6 +30,8 @@ def _to_mailbox(row: Any) -> Mailbox:
 
 
 def get(conn: Connection, mailbox_id: str) -> Mailbox | None:
+    if not storable(mailbox_id):
+        return None
     row = conn.execute(select(mailboxes).where(mailboxes.c.mailbox_id == mailbox_id)).first()
     return _to_mailbox(row) if row else None
 
@@ -83,6 +85,8 @@ def replace_workflow(
 
 
 def is_registered(conn: Connection, workflow_id: str, mailbox_id: str, role: WorkflowRole) -> bool:
+    if not storable(workflow_id, mailbox_id):
+        return False
     stmt = select(workflows.c.mailbox_id).where(
         workflows.c.workflow_id == workflow_id,
         workflows.c.mailbox_id == mailbox_id,
@@ -92,11 +96,15 @@ def is_registered(conn: Connection, workflow_id: str, mailbox_id: str, role: Wor
 
 
 def workflow_known(conn: Connection, workflow_id: str) -> bool:
+    if not storable(workflow_id):
+        return False
     stmt = select(workflows.c.mailbox_id).where(workflows.c.workflow_id == workflow_id).limit(1)
     return conn.execute(stmt).first() is not None
 
 
 def receivers(conn: Connection, workflow_id: str, ods_code: str | None = None) -> list[Mailbox]:
+    if not storable(workflow_id, ods_code):
+        return []
     stmt = (
         select(mailboxes)
         .join(workflows, workflows.c.mailbox_id == mailboxes.c.mailbox_id)

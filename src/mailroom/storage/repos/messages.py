@@ -29,7 +29,7 @@ from mailroom.domain.messages import (
     StatusDetail,
     WorkflowFilter,
 )
-from mailroom.storage.tables import check_text, chunks, message_events, messages, text_limits
+from mailroom.storage.tables import check_text, chunks, message_events, messages, storable, text_limits
 
 _MESSAGE_TEXT = text_limits(messages)
 _EVENT_TEXT = text_limits(message_events)
@@ -146,6 +146,8 @@ def insert_message(conn: Connection, message: Message) -> None:
 
 
 def get(conn: Connection, message_id: str, *, for_update: bool = False) -> Message | None:
+    if not storable(message_id):
+        return None
     stmt = select(messages).where(messages.c.message_id == message_id)
     if for_update and conn.dialect.name != "sqlite":
         stmt = stmt.with_for_update()
@@ -262,6 +264,8 @@ def inbox_page(
     limit: int,
     workflow_filter: WorkflowFilter | None = None,
 ) -> list[InboxPosition]:
+    if workflow_filter is not None and not storable(workflow_filter.value):
+        return []
     where = _inbox_where(conn, recipient, workflow_filter)
     if after is not None:
         where.append(
@@ -278,6 +282,8 @@ def inbox_page(
 
 
 def inbox_count(conn: Connection, recipient: str, workflow_filter: WorkflowFilter | None = None) -> int:
+    if workflow_filter is not None and not storable(workflow_filter.value):
+        return 0
     stmt = select(func.count()).select_from(messages).where(*_inbox_where(conn, recipient, workflow_filter))
     return int(conn.execute(stmt).scalar_one())
 
@@ -314,6 +320,8 @@ def recent(
 
 
 def by_local_id(conn: Connection, sender: str, local_id: str, limit: int = 2) -> list[Message]:
+    if not storable(sender, local_id):
+        return []
     stmt = (
         select(messages)
         .where(messages.c.sender_id == sender, messages.c.local_id == local_id)
