@@ -273,10 +273,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--max-wait", type=float, default=1.0, help="longest traffic before a kill (s)")
     parser.add_argument("--dir", default=None, help="where the data directory goes (a temp dir in it)")
+    parser.add_argument("--output", default=None, help="also write the summary JSON here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mailroom-faults-", dir=args.dir) as tmp:
         summary = run(Path(tmp), args.rounds, args.seed, max_wait=args.max_wait)
-    print(json.dumps(summary, indent=2))
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(text + "\n")
 
 
 if __name__ == "__main__":
