@@ -351,8 +351,8 @@ def document(results: dict[str, Any]) -> str:
             "to mesh-sandbox alone would take most of an hour): one real message is sent over "
             "HTTP, then cloned with new ids and timestamps, for Mailroom as rows in its SQLite "
             "database (messages, chunks, events; every clone points at the template's payload "
-            "file), for mesh-sandbox as JSON files in its file store's format (chunk files "
-            "hard-linked). Each server is restarted after seeding. Then the first page (500 ids, "
+            "file), for mesh-sandbox as JSON files in its file store's format, each with its chunk "
+            "file. Each server is restarted after seeding. Then the first page (500 ids, "
             "v2): the first request after the restart (cold), then the median and worst of "
             f"{settings['first_page_repeats'] - 1} more; then a walk through every page "
             "following `links.next`.",

@@ -305,15 +305,15 @@ class MeshSandbox(Server):
         for stamp in stamps:
             text = text.replace(f'"{stamp}"', '"{AT}"')
         chunk_dir = inbox / template_path.stem
-        chunks = list(chunk_dir.iterdir()) if chunk_dir.is_dir() else []
+        chunks = [(p.name, p.read_bytes()) for p in chunk_dir.iterdir()] if chunk_dir.is_dir() else []
         when = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)
         for message_id, at in clone_ids(
             total - len(existing), when - timedelta(seconds=len(existing)), mesh_ids=False
         ):
             body = text.replace("{ID}", message_id).replace("{AT}", at.isoformat())
             (inbox / f"{message_id}.json").write_text(body)
-            if chunks:  # hard links: same bytes, so copies download too
+            if chunks:  # the same bytes, so copies download too
                 (inbox / message_id).mkdir()
-                for part in chunks:
-                    os.link(part, inbox / message_id / part.name)
+                for name, data in chunks:
+                    (inbox / message_id / name).write_bytes(data)
         return time.perf_counter() - started
