@@ -148,7 +148,8 @@ def fresh_container(
 
     def make(settings: Settings) -> Container:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        if not settings.database_url:  # PostgreSQL: the session database, emptied by ``settings``
+        # SQLite: a copy of the template; PostgreSQL: the session database, emptied by ``settings``
+        if not settings.database_url:
             shutil.copyfile(migrated_database, settings.data_dir / "mailroom.db")
         payloads = None
         if settings.payload_store is PayloadBackend.S3:
