@@ -161,8 +161,11 @@ def _own_cpu() -> float:
 def large_message(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     total, chunk = args.large_mib * MIB, args.chunk_mib * MIB
     baseline = server.rss()
+    cpu0 = server.cpu_seconds()
     with RssSampler(server.pid) as rss:
         result = asyncio.run(loadgen.large_transfer(server.target, SENDER, "BOB00", total, chunk))
+    server_cpu = server.cpu_seconds() - cpu0
+    seconds = result.up_seconds + result.down_seconds
     return {
         "mib": args.large_mib,
         "chunk_mib": args.chunk_mib,
@@ -174,6 +177,9 @@ def large_message(server: Server, args: argparse.Namespace) -> dict[str, Any]:
         "checksum_verified": result.sha256_up == result.sha256_down,
         "sha256": result.sha256_down,
         "client_cpu_seconds": round(result.client_cpu_seconds, 2),
+        "server_cpu_seconds": round(server_cpu, 2),
+        # share of the two cores' time both processes used: near 2.0 means CPU-bound
+        "cpu_busy_cores": round((server_cpu + result.client_cpu_seconds) / seconds, 2),
         "server_baseline_rss_mib": round(baseline / MIB, 1),
         "server_peak_rss_mib": round(rss.peak / MIB, 1),
     }
@@ -294,7 +300,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         root = Path(tmp)
         results: dict[str, Any] = {
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "command": " ".join([Path(sys.executable).name, "-m", "bench", *sys.argv[1:]]),
+            "command": " ".join(["-m", "bench", *(a for a in sys.argv[1:] if a != "--write-docs")]),
             "settings": {k: v for k, v in vars(args).items() if k not in ("write_docs", "output")},
             "machine": machine(root),
             "disk": disk_baseline(root, args.disk_probe_mib),
