@@ -275,6 +275,8 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("size and count limits must be positive")
     if settings.max_chunks > MAX_CHUNKS_LIMIT:
         raise SettingsError(f"max_chunks must be at most {MAX_CHUNKS_LIMIT} (payload keys hold 6 digits)")
+    if settings.db_pool_size < 1 or settings.db_max_overflow < 0:
+        raise SettingsError("db_pool_size must be at least 1 and db_max_overflow at least 0")
     if bool(settings.tls_cert) != bool(settings.tls_key):
         raise SettingsError("tls_cert and tls_key go together")
     if settings.require_client_cert and not settings.tls_client_ca:

@@ -63,6 +63,8 @@ def test_explicit_overrides_beat_the_environment():
         ("MAILROOM_MAX_CHUNK_BYTES", "0"),
         ("MAILROOM_MAX_CHUNKS", "1000000"),  # payload keys hold chunk numbers of up to 6 digits
         ("MAILROOM_SQLITE_SYNCHRONOUS", "MAYBE"),
+        ("MAILROOM_DB_POOL_SIZE", "0"),
+        ("MAILROOM_DB_MAX_OVERFLOW", "-1"),
         ("MAILROOM_TLS_CERT", "cert.pem"),
     ],
 )
