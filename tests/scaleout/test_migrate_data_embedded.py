@@ -3,6 +3,7 @@ the command copies into whatever stores the settings name, not only PostgreSQL a
 
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 from tests.conftest import SHARED_KEY
 from tests.scaleout.test_migrate_data import everything, old_installation
@@ -10,11 +11,16 @@ from tests.scaleout.test_migrate_data import everything, old_installation
 from mailroom.cli.main import cli
 from mailroom.container import build_container
 from mailroom.settings import load_settings
+from mailroom.storage import transfer
 
 __all__ = ["old_installation"]  # the fixture, shared with the PostgreSQL tests
 
 
-def test_an_embedded_installation_is_copied_into_another_data_directory(old_installation, tmp_path, clock):
+@pytest.mark.parametrize("batch", [2, transfer.BATCH], ids=["batches-of-2", "default-batches"])
+def test_an_embedded_installation_is_copied_into_another_data_directory(
+    old_installation, tmp_path, clock, monkeypatch, batch
+):
+    monkeypatch.setattr(transfer, "BATCH", batch)  # small batches: every table over several pages
     target_dir = tmp_path / "new"
     done = CliRunner().invoke(
         cli,
