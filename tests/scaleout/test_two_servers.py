@@ -261,3 +261,55 @@ def test_both_processes_sweep_and_each_message_expires_once(cluster: Cluster):
     assert undeliverable == len(sent)
     inbox = cluster.client("b", "ALICE").get("/messageexchange/ALICE/inbox", headers={"accept": V2})
     assert len(inbox.json()["messages"]) == len(sent)
+
+
+def test_a_process_killed_mid_upload_leaves_the_exchange_to_the_other(cluster: Cluster):
+    """SIGKILL of one process while a chunk streams into it: nothing partial becomes visible, and
+    the client finishes the upload through the other process."""
+    cluster.start("a")
+    cluster.start("b")
+    alice_a, alice_b = cluster.client("a", "ALICE"), cluster.client("b", "ALICE")
+    message_id = send(alice_b, b"chunk one;", **{"mex-chunk-range": "1:2"})
+    streaming, killed = threading.Event(), threading.Event()
+
+    def slow_body() -> Iterator[bytes]:
+        yield b"x" * 65536
+        streaming.set()
+        killed.wait(timeout=30)  # the server dies before the rest comes
+        yield b"too late"
+
+    outcome: list[object] = []
+
+    def upload() -> None:
+        try:
+            outcome.append(
+                alice_a.post(
+                    f"/messageexchange/ALICE/outbox/{message_id}/2",
+                    content=slow_body(),
+                    headers={"mex-chunk-range": "2:2"},
+                )
+            )
+        except httpx.HTTPError as exc:
+            outcome.append(exc)
+
+    uploader = threading.Thread(target=upload, daemon=True)
+    uploader.start()
+    assert streaming.wait(timeout=30)
+    time.sleep(0.3)
+    cluster.servers.pop("a").kill()
+    killed.set()
+    uploader.join(timeout=60)
+    [failed] = outcome  # the connection died with the server: no 202
+    assert isinstance(failed, httpx.HTTPError), failed
+
+    bob_b = cluster.client("b", "BOB")
+    assert bob_b.get("/messageexchange/BOB/inbox", headers={"accept": V2}).json()["messages"] == []
+    resent = alice_b.post(
+        f"/messageexchange/ALICE/outbox/{message_id}/2",
+        content=b"chunk two",
+        headers={"mex-chunk-range": "2:2"},
+    )
+    assert resent.status_code == 202, resent.text
+    assert bob_b.get("/messageexchange/BOB/inbox", headers={"accept": V2}).json()["messages"] == [message_id]
+    assert bob_b.get(f"/messageexchange/BOB/inbox/{message_id}/1").content == b"chunk one;"
+    assert bob_b.get(f"/messageexchange/BOB/inbox/{message_id}/2").content == b"chunk two"
