@@ -116,7 +116,12 @@ class Workload:
                 return
             except Exception as exc:
                 with self.ledger.lock:
-                    self.ledger.failures.append(f"{kind}: {exc!r}"[:500])
+                    if (
+                        isinstance(exc, RuntimeError) and client.is_closed
+                    ):  # closed by the kill, between requests
+                        self.ledger.interrupted[kind] += 1
+                    else:
+                        self.ledger.failures.append(f"{kind}: {exc!r}"[:500])
                 return
             with self.ledger.lock:
                 self.ledger.completed[kind] += 1
