@@ -115,10 +115,9 @@ class Workload:
                     self.ledger.interrupted[kind] += 1
                 return
             except Exception as exc:
+                closed_by_kill = isinstance(exc, RuntimeError) and client.is_closed  # between requests
                 with self.ledger.lock:
-                    if (
-                        isinstance(exc, RuntimeError) and client.is_closed
-                    ):  # closed by the kill, between requests
+                    if closed_by_kill:
                         self.ledger.interrupted[kind] += 1
                     else:
                         self.ledger.failures.append(f"{kind}: {exc!r}"[:500])
