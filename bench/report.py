@@ -513,7 +513,8 @@ def faults_section(path: Path = FAULTS) -> list[str]:
         f"`python -m bench.faults`: {faults['rounds']} rounds (seed {faults['seed']}) of mixed "
         "traffic, each ended by SIGKILL to the server at a random moment, then a restart and the "
         f"checks in `bench/faults.py`. {faults['accepted']:,} messages accepted, "
-        f"{faults['acknowledged']:,} acknowledged before a kill; operations cut by the kills: {cut}. "
+        f"{faults['acknowledged']:,} acknowledged during the rounds and the rest at the end; "
+        f"operations cut by the kills: {cut}. "
         "All passed: every accepted message intact and delivered exactly once, acknowledged ones "
         "gone, no partial message listed, every chunk row backed by a whole payload file. "
         f"Slowest restart: {faults['restart_seconds_max']} s.",
