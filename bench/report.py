@@ -260,7 +260,11 @@ def document(results: dict[str, Any]) -> str:
         "load-generator processes (`bench/loadgen.py`: raw HTTP/1.1 on asyncio streams, a fresh "
         "NHSMESH token per request). Sending is one POST per message; receiving is the inbox list "
         "(pages of 500), then a download and an acknowledgement per message, each connection "
-        "emptying its own inbox.",
+        "emptying its own inbox. "
+        f"Each server's best of {settings.get('rounds', 1)} rounds is shown (the servers take turns, "
+        "alternating which goes first, so a burst of other work on the shared machine does not "
+        "decide the comparison; every round is in the JSON). The same goes for the mesh-client "
+        "figures below.",
         "",
     ]
     if "small" in m and "small" in x:
