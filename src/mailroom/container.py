@@ -11,6 +11,7 @@ from pathlib import Path
 
 from mailroom.clock import Clock, SystemClock
 from mailroom.services.authentication import AuthenticationService
+from mailroom.services.mailbox_cache import MailboxCache
 from mailroom.services.mailboxes import MailboxService
 from mailroom.services.maintenance import MaintenanceService
 from mailroom.services.receiving import ReceivingService
@@ -129,15 +130,16 @@ def build_container(
         upgrade(db)
     store = payloads or create_payload_store(settings)
     token_db = token_db_for(settings, db)
+    mailbox_cache = MailboxCache(db, clock, settings.mailbox_cache_ttl)
     return Container(
         settings=settings,
         db=db,
         token_db=token_db,
         payloads=store,
         clock=clock,
-        auth=AuthenticationService(settings, db, token_db, clock, resolve_shared_key(settings)),
-        mailboxes=MailboxService(db, clock),
-        sending=SendingService(settings, db, store, clock),
+        auth=AuthenticationService(settings, mailbox_cache, token_db, clock, resolve_shared_key(settings)),
+        mailboxes=MailboxService(db, clock, mailbox_cache),
+        sending=SendingService(settings, db, store, clock, mailbox_cache),
         receiving=ReceivingService(settings, db, store, clock),
         tracking=TrackingService(db),
         maintenance=MaintenanceService(settings, db, token_db, store, clock),

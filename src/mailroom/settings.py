@@ -119,6 +119,13 @@ class Settings:
     auth_clock_skew: timedelta = _help(
         "Allowed distance between token timestamp and server time.", default=timedelta(hours=2)
     )
+    mailbox_cache_ttl: timedelta = _help(
+        "How long each server process reuses a mailbox row it has read (for authentication and "
+        "a send's recipient) before reading it again; 0 disables the cache. A change made through "
+        "one process applies there at once; other processes (another server, the `mailroom "
+        "mailbox` commands) see it, such as a disabled mailbox or a new password, within this time.",
+        default=timedelta(seconds=1),
+    )
     auth_single_use_tokens: bool = _help(
         "Reject a token that has been used before (403), as real MESH does.", default=True
     )

@@ -8,9 +8,10 @@ from mailroom.auth import mesh_hmac
 from mailroom.clock import Clock
 from mailroom.domain.mailboxes import Mailbox
 from mailroom.errors import AuthenticationFailed
+from mailroom.services.mailbox_cache import MailboxCache
 from mailroom.settings import Settings
 from mailroom.storage.db import Database
-from mailroom.storage.repos import mailboxes, tokens
+from mailroom.storage.repos import tokens
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,15 @@ class MailboxPrincipal:
 
 class AuthenticationService:
     def __init__(
-        self, settings: Settings, db: Database, token_db: Database, clock: Clock, shared_key: str
+        self,
+        settings: Settings,
+        mailbox_cache: MailboxCache,
+        token_db: Database,
+        clock: Clock,
+        shared_key: str,
     ) -> None:
         self._settings = settings
-        self._db = db
+        self._mailboxes = mailbox_cache
         self._token_db = token_db
         self._clock = clock
         self._shared_key = shared_key
@@ -37,8 +43,7 @@ class AuthenticationService:
         token = mesh_hmac.parse_token(header)
         if token.mailbox_id != path_mailbox.upper():
             raise AuthenticationFailed(mesh_hmac.MISMATCH_ERROR)
-        with self._db.read() as conn:
-            mailbox = mailboxes.get(conn, token.mailbox_id)
+        mailbox = self._mailboxes.get(token.mailbox_id)
         if mailbox is None:
             raise AuthenticationFailed("No mailbox matched", event="SEND", code="EPL-151")
         if not mesh_hmac.hash_matches(self._shared_key, token, mailbox.password):

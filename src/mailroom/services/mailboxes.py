@@ -10,6 +10,7 @@ from typing import Any
 from mailroom.clock import Clock
 from mailroom.domain.mailboxes import Mailbox, WorkflowRegistration, WorkflowRole, normalise_mailbox_id
 from mailroom.errors import NotFound, ValidationFailed
+from mailroom.services.mailbox_cache import MailboxCache
 from mailroom.storage.db import Database
 from mailroom.storage.repos import mailboxes
 
@@ -77,14 +78,21 @@ def _active(value: object) -> bool:
 
 
 class MailboxService:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, cache: MailboxCache | None = None) -> None:
         self._db = db
         self._clock = clock
+        self._cache = cache
+
+    def _changed(self) -> None:
+        if self._cache is not None:
+            self._cache.invalidate()
 
     def add(self, mailbox: Mailbox) -> bool:
         """Create or update a mailbox; True when it was new."""
         with self._db.write() as conn:
-            return mailboxes.upsert(conn, mailbox, self._clock.now())
+            added = mailboxes.upsert(conn, mailbox, self._clock.now())
+        self._changed()
+        return added
 
     def get(self, mailbox_id: str) -> Mailbox:
         with self._db.read() as conn:
@@ -101,6 +109,7 @@ class MailboxService:
         with self._db.write() as conn:
             if not mailboxes.set_active(conn, mailbox_id, active):
                 raise NotFound("mailbox does not exist")
+        self._changed()
 
     def import_mailboxes(self, records: Iterable[dict[str, Any]]) -> ImportResult:
         parsed = [mailbox_from_record(record) for record in records]
@@ -109,6 +118,7 @@ class MailboxService:
             now = self._clock.now()
             for mailbox in parsed:
                 added += mailboxes.upsert(conn, mailbox, now)
+        self._changed()
         return ImportResult(added=added, updated=len(parsed) - added)
 
     def import_workflows(self, records: Iterable[dict[str, Any]]) -> int:

@@ -37,6 +37,7 @@ from mailroom.errors import (
 )
 from mailroom.ids import new_message_id
 from mailroom.services.authentication import MailboxPrincipal
+from mailroom.services.mailbox_cache import MailboxCache
 from mailroom.settings import Settings
 from mailroom.storage.db import Database
 from mailroom.storage.payloads import PayloadStore, StoredPayload, chunk_key
@@ -95,9 +96,17 @@ def limited(data: Iterable[bytes], max_bytes: int) -> Iterable[bytes]:
 
 
 class SendingService:
-    def __init__(self, settings: Settings, db: Database, payloads: PayloadStore, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        payloads: PayloadStore,
+        clock: Clock,
+        mailbox_cache: MailboxCache,
+    ) -> None:
         self._settings = settings
         self._db = db
+        self._mailboxes = mailbox_cache
         self._payloads = payloads
         self._clock = clock
 
@@ -110,11 +119,11 @@ class SendingService:
             and (request.sender_claim.upper() != principal.mailbox_id)
         ):
             raise SendRejected("Invalid From address", code="07")
-        with self._db.read() as conn:
-            recipient = mailboxes.get(conn, request.recipient_id)
-            if recipient is None or not recipient.active:
-                raise SendRejected("Unregistered to address", code="12")
-            if self._settings.enforce_workflows:
+        recipient = self._mailboxes.get(request.recipient_id)
+        if recipient is None or not recipient.active:
+            raise SendRejected("Unregistered to address", code="12")
+        if self._settings.enforce_workflows:
+            with self._db.read() as conn:
                 self._check_workflow(
                     conn, principal.mailbox_id, recipient.mailbox_id, request.meta.workflow_id
                 )
