@@ -57,7 +57,7 @@ class AuthenticationService:
             raise AuthenticationFailed(mesh_hmac.STALE_ERROR)
         if self._settings.auth_single_use_tokens:
             expires = now + 2 * self._settings.auth_clock_skew
-            with self._token_db.write() as conn:
-                if not tokens.record_once(conn, mesh_hmac.replay_key(token), expires):
+            with self._token_db.hot_write() as tx:
+                if not tokens.record_once(tx, mesh_hmac.replay_key(token), expires):
                     raise AuthenticationFailed(mesh_hmac.REPLAY_ERROR)
         return MailboxPrincipal(mailbox)

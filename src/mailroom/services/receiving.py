@@ -130,8 +130,8 @@ class ReceivingService:
             return messages.inbox_count(conn, principal.mailbox_id)
 
     def download(self, principal: MailboxPrincipal, message_id: str, chunk_no: int) -> Download:
-        with self._db.read() as conn:
-            message = messages.get(conn, message_id)
+        with self._db.hot_read() as tx:
+            message = messages.get(tx, message_id)
             if message is None:
                 raise MessageNotFound(message_id=message_id)
             if message.recipient.mailbox_id != principal.mailbox_id:
@@ -141,7 +141,7 @@ class ReceivingService:
                 return Download(message, chunk_no, None)
             if chunk_no > message.total_chunks:  # before the query: any int can arrive in the path
                 raise MessageNotFound(message_id=message_id)
-            chunk = messages.get_chunk(conn, message_id, chunk_no)
+            chunk = messages.get_chunk(tx, message_id, chunk_no)
         if chunk is None:
             raise MessageNotFound(message_id=message_id)
         return Download(message, chunk_no, chunk)
@@ -177,21 +177,13 @@ class ReceivingService:
 
     def acknowledge(self, principal: MailboxPrincipal, message_id: str) -> None:
         """Idempotent: acknowledging twice, or a message in another state, changes nothing."""
-        with self._db.write() as conn:
-            message = messages.get(conn, message_id, for_update=True)
+        with self._db.hot_write() as tx:
+            message = messages.get(tx, message_id, for_update=True)
             if message is None:
                 raise MessageNotFound(message_id=message_id)
             if message.recipient.mailbox_id != principal.mailbox_id:
                 raise Forbidden(message_id=message_id)
-            now = self._clock.now()
-            messages.change_status(
-                conn,
-                message_id,
-                MessageStatus.ACKNOWLEDGED,
-                now,
-                only_from=[MessageStatus.ACCEPTED],
-                acknowledged_at=now,
-            )
+            messages.acknowledge(tx, message_id, self._clock.now())
 
     def recent(
         self,

@@ -157,11 +157,11 @@ class SendingService:
             raise SendRejected("Data file is missing or inaccessible.", event="COLLECT", code="02")
         message = self._new_message(plan, stored.size, self._clock.now())
         try:
-            with self._db.write() as conn:
-                messages.insert_message(conn, message)
-                messages.add_event(conn, message.message_id, message.status, message.created_at)
-                messages.upsert_chunk(
-                    conn, message.message_id, ChunkRow(1, stored.size, stored.sha256, key), message.created_at
+            with self._db.hot_write() as tx:
+                messages.insert_message(tx, message)
+                messages.add_event(tx, message.message_id, message.status, message.created_at)
+                messages.insert_chunk(
+                    tx, message.message_id, ChunkRow(1, stored.size, stored.sha256, key), message.created_at
                 )
         except BaseException:
             self._payloads.delete(key)

@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from mailroom.storage.hot import Tx
+
 _WRITE = "mailroom_write"
 
 
@@ -44,6 +46,39 @@ class Database:
     def read(self) -> Iterator[Connection]:
         with self.engine.connect() as conn, conn.begin():
             yield conn
+
+    @contextmanager
+    def hot_write(self) -> Iterator[Tx]:
+        """A write transaction for the hot statements (``storage.hot``), straight on the driver.
+
+        The same transaction as ``write()`` (``BEGIN IMMEDIATE`` on SQLite behind this process's
+        write lock, READ COMMITTED on PostgreSQL; committed on exit, rolled back on an error),
+        without a SQLAlchemy ``Connection``, its ``begin`` event and its commit machinery
+        (about 100 µs of CPU per transaction).
+        """
+        with self._write_lock, self._hot("BEGIN IMMEDIATE") as tx:
+            yield tx
+
+    @contextmanager
+    def hot_read(self) -> Iterator[Tx]:
+        with self._hot("BEGIN") as tx:
+            yield tx
+
+    @contextmanager
+    def _hot(self, begin: str) -> Iterator[Tx]:
+        pooled = self.engine.raw_connection()
+        try:
+            dbapi: Any = pooled.driver_connection
+            if self.is_sqlite:  # isolation_level None: the driver leaves BEGIN to us
+                dbapi.execute(begin)
+            try:
+                yield Tx(dbapi, self.engine.dialect)
+            except BaseException:
+                dbapi.rollback()
+                raise
+            dbapi.commit()
+        finally:
+            pooled.close()  # back to the pool (which rolls back anything left open)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -6,13 +6,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from mailroom.domain.mailboxes import Mailbox, WorkflowRegistration, WorkflowRole
+from mailroom.storage.hot import NamedRow, Prepared, Tx
 from mailroom.storage.tables import check_text, mailboxes, storable, text_limits, workflows
 
 _MAILBOX_TEXT = text_limits(mailboxes)
 _WORKFLOW_TEXT = text_limits(workflows)
+_COLUMNS = [column.name for column in mailboxes.columns]
+_BY_ID = Prepared(lambda _: select(mailboxes).where(mailboxes.c.mailbox_id == bindparam("id")))
 
 
 def _to_mailbox(row: Any) -> Mailbox:
@@ -29,11 +32,11 @@ def _to_mailbox(row: Any) -> Mailbox:
     )
 
 
-def get(conn: Connection, mailbox_id: str) -> Mailbox | None:
+def get(conn: Connection | Tx, mailbox_id: str) -> Mailbox | None:
     if not storable(mailbox_id):
         return None
-    row = conn.execute(select(mailboxes).where(mailboxes.c.mailbox_id == mailbox_id)).first()
-    return _to_mailbox(row) if row else None
+    row = Tx.of(conn).first(_BY_ID, {"id": mailbox_id})
+    return _to_mailbox(NamedRow(_COLUMNS, row)) if row else None
 
 
 def list_all(conn: Connection) -> list[Mailbox]:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -29,10 +30,64 @@ from mailroom.domain.messages import (
     StatusDetail,
     WorkflowFilter,
 )
+from mailroom.storage.hot import NamedRow, Prepared, Tx
 from mailroom.storage.tables import check_text, chunks, message_events, messages, storable, text_limits
 
 _MESSAGE_TEXT = text_limits(messages)
 _EVENT_TEXT = text_limits(message_events)
+_MESSAGE_COLUMNS = [column.name for column in messages.columns]
+_EVENT_COLUMNS = [column.name for column in message_events.columns if column.name != "id"]
+_CHUNK_COLUMNS = [column.name for column in chunks.columns]
+
+# The statements every small message runs (see storage/hot.py); the rest below are built per call.
+_INSERT_MESSAGE = Prepared(lambda _: insert(messages), _MESSAGE_COLUMNS)
+_INSERT_EVENT = Prepared(lambda _: insert(message_events), _EVENT_COLUMNS)
+_INSERT_CHUNK = Prepared(lambda _: insert(chunks), _CHUNK_COLUMNS)
+_MESSAGE_BY_ID = Prepared(lambda _: select(messages).where(messages.c.message_id == bindparam("id")))
+_MESSAGE_BY_ID_FOR_UPDATE = Prepared(
+    lambda dialect: (
+        select(messages).where(messages.c.message_id == bindparam("id")).with_for_update(nowait=False)
+        if dialect != "sqlite"
+        else select(messages).where(messages.c.message_id == bindparam("id"))
+    )
+)
+_CHUNK_COLUMNS_OUT = (chunks.c.chunk_no, chunks.c.size, chunks.c.sha256, chunks.c.payload_key)
+_CHUNK_BY_NO = Prepared(
+    lambda _: select(*_CHUNK_COLUMNS_OUT).where(
+        chunks.c.message_id == bindparam("id"), chunks.c.chunk_no == bindparam("no")
+    )
+)
+_ACKNOWLEDGE = Prepared(
+    lambda _: update(messages).where(
+        messages.c.message_id == bindparam("id"), messages.c.status == bindparam("from_status")
+    ),
+    ["status", "status_at", "acknowledged_at"],
+)
+_INBOX_WHERE = (
+    messages.c.recipient_id == bindparam("recipient"),
+    messages.c.status == MessageStatus.ACCEPTED.value,
+)
+_INBOX_FIRST = Prepared(
+    lambda _: (
+        select(messages.c.accepted_at, messages.c.message_id)
+        .where(*_INBOX_WHERE)
+        .order_by(messages.c.accepted_at, messages.c.message_id)
+        .limit(bindparam("limit"))
+    )
+)
+_INBOX_AFTER = Prepared(
+    lambda _: (
+        select(messages.c.accepted_at, messages.c.message_id)
+        .where(
+            *_INBOX_WHERE,
+            tuple_(messages.c.accepted_at, messages.c.message_id)
+            > tuple_(bindparam("after_at", type_=messages.c.accepted_at.type), bindparam("after_id")),
+        )
+        .order_by(messages.c.accepted_at, messages.c.message_id)
+        .limit(bindparam("limit"))
+    )
+)
+_INBOX_COUNT = Prepared(lambda _: select(func.count()).select_from(messages).where(*_INBOX_WHERE))
 
 
 @dataclass(frozen=True)
@@ -108,7 +163,7 @@ def _party_values(party: Party, prefix: str) -> dict[str, str]:
     }
 
 
-def insert_message(conn: Connection, message: Message) -> None:
+def insert_message(conn: Connection | Tx, message: Message) -> None:
     meta = message.meta
     detail = message.detail
     # Parameters passed to a plain insert() rather than built into .values(): the compiled
@@ -142,21 +197,19 @@ def insert_message(conn: Connection, message: Message) -> None:
         inbox_expires_at=message.inbox_expires_at,
     )
     check_text(_MESSAGE_TEXT, values)
-    conn.execute(insert(messages), values)
+    Tx.of(conn).execute(_INSERT_MESSAGE, {**values, "payload_purged": False})
 
 
-def get(conn: Connection, message_id: str, *, for_update: bool = False) -> Message | None:
+def get(conn: Connection | Tx, message_id: str, *, for_update: bool = False) -> Message | None:
     if not storable(message_id):
         return None
-    stmt = select(messages).where(messages.c.message_id == message_id)
-    if for_update and conn.dialect.name != "sqlite":
-        stmt = stmt.with_for_update()
-    row = conn.execute(stmt).first()
-    return to_message(row) if row else None
+    stmt = _MESSAGE_BY_ID_FOR_UPDATE if for_update else _MESSAGE_BY_ID
+    row = Tx.of(conn).first(stmt, {"id": message_id})
+    return to_message(NamedRow(_MESSAGE_COLUMNS, row)) if row else None
 
 
 def add_event(
-    conn: Connection,
+    conn: Connection | Tx,
     message_id: str,
     status: MessageStatus,
     at: datetime,
@@ -172,7 +225,7 @@ def add_event(
         created_at=at,
     )
     check_text(_EVENT_TEXT, values)
-    conn.execute(insert(message_events), values)
+    Tx.of(conn).execute(_INSERT_EVENT, values)
 
 
 def change_status(
@@ -208,6 +261,30 @@ def change_status(
     return True
 
 
+def acknowledge(conn: Connection | Tx, message_id: str, at: datetime) -> bool:
+    """``change_status`` to acknowledged, only from accepted, as one prepared statement."""
+    tx = Tx.of(conn)
+    values = {"status": MessageStatus.ACKNOWLEDGED.value, "status_at": at, "acknowledged_at": at}
+    params = {**values, "id": message_id, "from_status": MessageStatus.ACCEPTED.value}
+    if not tx.execute(_ACKNOWLEDGE, params):
+        return False
+    add_event(tx, message_id, MessageStatus.ACKNOWLEDGED, at)
+    return True
+
+
+def insert_chunk(conn: Connection | Tx, message_id: str, chunk: ChunkRow, at: datetime) -> None:
+    """Record a chunk known to be new (chunk 1 of a message being created)."""
+    values = {
+        "message_id": message_id,
+        "chunk_no": chunk.chunk_no,
+        "size": chunk.size,
+        "sha256": chunk.sha256,
+        "payload_key": chunk.payload_key,
+        "stored_at": at,
+    }
+    Tx.of(conn).execute(_INSERT_CHUNK, values)
+
+
 def upsert_chunk(conn: Connection, message_id: str, chunk: ChunkRow, at: datetime) -> str | None:
     """Record a chunk; returns the payload key it replaced, if any (to delete after commit)."""
     key = (chunks.c.message_id == message_id) & (chunks.c.chunk_no == chunk.chunk_no)
@@ -229,12 +306,9 @@ def chunk_totals(conn: Connection, message_id: str) -> tuple[int, int]:
     return int(count), int(size)
 
 
-def get_chunk(conn: Connection, message_id: str, chunk_no: int) -> ChunkRow | None:
-    stmt = select(chunks.c.chunk_no, chunks.c.size, chunks.c.sha256, chunks.c.payload_key).where(
-        chunks.c.message_id == message_id, chunks.c.chunk_no == chunk_no
-    )
-    row = conn.execute(stmt).first()
-    return ChunkRow(row.chunk_no, row.size, row.sha256, row.payload_key) if row else None
+def get_chunk(conn: Connection | Tx, message_id: str, chunk_no: int) -> ChunkRow | None:
+    row = Tx.of(conn).first(_CHUNK_BY_NO, {"id": message_id, "no": chunk_no})
+    return ChunkRow(*row) if row else None
 
 
 def _workflow_clause(conn: Connection, wf: WorkflowFilter) -> ColumnElement[bool]:
@@ -266,6 +340,14 @@ def inbox_page(
 ) -> list[InboxPosition]:
     if workflow_filter is not None and not storable(workflow_filter.value):
         return []
+    if workflow_filter is None:
+        tx = Tx.of(conn)
+        if after is None:
+            rows = tx.rows(_INBOX_FIRST, {"recipient": recipient, "limit": limit})
+        else:
+            params = {"recipient": recipient, "after_at": after.accepted_at, "after_id": after.message_id}
+            rows = tx.rows(_INBOX_AFTER, {**params, "limit": limit})
+        return [InboxPosition(*row) for row in rows]
     where = _inbox_where(conn, recipient, workflow_filter)
     if after is not None:
         where.append(
@@ -284,6 +366,10 @@ def inbox_page(
 def inbox_count(conn: Connection, recipient: str, workflow_filter: WorkflowFilter | None = None) -> int:
     if workflow_filter is not None and not storable(workflow_filter.value):
         return 0
+    if workflow_filter is None:
+        found = Tx.of(conn).first(_INBOX_COUNT, {"recipient": recipient})
+        assert found is not None
+        return int(found[0])
     stmt = select(func.count()).select_from(messages).where(*_inbox_where(conn, recipient, workflow_filter))
     return int(conn.execute(stmt).scalar_one())
 

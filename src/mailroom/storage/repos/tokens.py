@@ -7,13 +7,27 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql.elements import ClauseElement
 
+from mailroom.storage.hot import Prepared, Tx
 from mailroom.storage.tables import auth_tokens
 
-_ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
+_ASYNC_COMMIT = Prepared(lambda _: text("SET LOCAL synchronous_commit = off"))
 
 
-def record_once(conn: Connection, token_hash: str, expires_at: datetime) -> bool:
+def _insert_once(dialect: str) -> ClauseElement:
+    insert_stmt = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    return (
+        insert_stmt(auth_tokens)
+        .on_conflict_do_nothing(index_elements=["token_hash"])
+        .returning(auth_tokens.c.token_hash)
+    )
+
+
+_INSERT_ONCE = Prepared(_insert_once, ["token_hash", "expires_at"])
+
+
+def record_once(conn: Connection | Tx, token_hash: str, expires_at: datetime) -> bool:
     """Record a token; False if it was already recorded (a replay).
 
     ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` (SQLite and PostgreSQL): a row comes back
@@ -22,22 +36,14 @@ def record_once(conn: Connection, token_hash: str, expires_at: datetime) -> bool
     makes the second insert of a hash wait for the first to commit, then do nothing.
     (Not the row count: SQLAlchemy does not keep it for INSERT on PostgreSQL, where it reads -1.)
     """
-    values = {"token_hash": token_hash, "expires_at": expires_at}
-    sqlite = conn.dialect.name == "sqlite"
-    insert_stmt = sqlite_insert if sqlite else postgresql_insert
-    if not sqlite:
+    tx = Tx.of(conn)
+    if not tx.sqlite:
         # Every authenticated request records its token: on PostgreSQL this commit need not
         # wait for the WAL flush (as tokens.db runs with synchronous=NORMAL on SQLite). A crash
         # loses at most the last moments' entries, which only reopens a replay window for
         # tokens seconds old; the write is still atomic, so concurrent replays stay refused.
-        conn.execute(_ASYNC_COMMIT)
-    stmt = (
-        insert_stmt(auth_tokens)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["token_hash"])
-        .returning(auth_tokens.c.token_hash)
-    )
-    return conn.execute(stmt).first() is not None
+        tx.execute(_ASYNC_COMMIT, {})
+    return tx.first(_INSERT_ONCE, {"token_hash": token_hash, "expires_at": expires_at}) is not None
 
 
 def forget_expired(conn: Connection, now: datetime) -> int:
