@@ -453,8 +453,9 @@ WHERE_THE_TIME_GOES = [
     "(mailbox lookup, single-use token record in `tokens.db`, recipient lookup, message, "
     "event and chunk rows) and four fsyncs (payload file, its new directory, the rename, the "
     "WAL commit); mesh-sandbox appends to in-memory lists and writes two files without fsync, "
-    "and checks neither replays nor timestamps. So Mailroom, durable, spends 1.5-2x "
-    "mesh-sandbox's CPU per small message, not a fifth of it.",
+    "and checks neither replays nor timestamps. So Mailroom, durable, spends about as much "
+    "CPU per small message as mesh-sandbox (from 0.9x to 2x of it across runs on this shared "
+    "machine), where 5x its rate would need a fifth.",
     "- Fixed in this round: v2 inbox pages counted the whole inbox for `approx_inbox_count` "
     "on every page (26-50 ms per page at 100,000 waiting, while the page itself takes under "
     "1 ms); inboxes over 1,000 messages now reuse their count for up to 10 s. Batching "
