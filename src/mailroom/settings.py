@@ -150,6 +150,13 @@ class Settings:
         "Largest request body (one message or one chunk), in bytes; larger gives 413.",
         default=100 * 1024 * 1024,
     )
+    inline_payload_bytes: int = _help(
+        "Chunks up to this many bytes, when the request body arrives whole, are kept in the "
+        "database row with the message (one durable commit) instead of as a payload file or "
+        "object (a file, its directory and the rename each fsynced, or an S3 request); 0 keeps "
+        "every chunk in the payload store.",
+        default=64 * 1024,
+    )
     max_message_bytes: int = _help(
         "Largest total size of a chunked message, in bytes.", default=100 * 1024 * 1024 * 1024
     )
@@ -280,6 +287,8 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
 def _validate(settings: Settings) -> None:
     if settings.max_chunk_bytes <= 0 or settings.max_message_bytes <= 0 or settings.max_chunks <= 0:
         raise SettingsError("size and count limits must be positive")
+    if settings.inline_payload_bytes < 0:
+        raise SettingsError("inline_payload_bytes must be 0 or more")
     if settings.max_chunks > MAX_CHUNKS_LIMIT:
         raise SettingsError(f"max_chunks must be at most {MAX_CHUNKS_LIMIT} (payload keys hold 6 digits)")
     if settings.db_pool_size < 1 or settings.db_max_overflow < 0:

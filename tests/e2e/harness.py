@@ -297,21 +297,22 @@ def expected(parts: list[Payload]) -> list[tuple[int, str, int]]:
     return [(200 if number == last else 206, part.sha256, part.size) for number, part in enumerate(parts, 1)]
 
 
-def stored_chunks(data_dir: Path) -> dict[str, dict[int, tuple[str, int, str]]]:
-    """{message_id: {chunk_no: (payload_key, size, sha256)}} read straight from the database."""
+def stored_chunks(data_dir: Path) -> dict[str, dict[int, tuple[str, int, str, bytes | None]]]:
+    """{message_id: {chunk_no: (payload_key, size, sha256, data)}} read straight from the
+    database (``data``: the bytes of a small chunk kept in its row, whose key is "")."""
     connection = sqlite3.connect(f"file:{data_dir / 'mailroom.db'}?mode=ro", uri=True)
     try:
-        rows = connection.execute("SELECT message_id, chunk_no, payload_key, size, sha256 FROM chunks")
-        found: dict[str, dict[int, tuple[str, int, str]]] = {}
-        for message_id, chunk_no, key, size, digest in rows:
-            found.setdefault(message_id, {})[chunk_no] = (key, size, digest)
+        rows = connection.execute("SELECT message_id, chunk_no, payload_key, size, sha256, data FROM chunks")
+        found: dict[str, dict[int, tuple[str, int, str, bytes | None]]] = {}
+        for message_id, chunk_no, key, size, digest, data in rows:
+            found.setdefault(message_id, {})[chunk_no] = (key, size, digest, data)
         return found
     finally:
         connection.close()
 
 
 def assert_store_consistent(data_dir: Path, *, unrecorded_allowed: int = 0) -> None:
-    """Every recorded chunk is on disk whole (size and sha256 match).
+    """Every recorded chunk is on disk (or in its row) whole (size and sha256 match).
 
     Payload files no row points to are never served (downloads go through chunk rows); they
     are what a kill between "file renamed into place" and "row committed" leaves, so callers
@@ -320,7 +321,12 @@ def assert_store_consistent(data_dir: Path, *, unrecorded_allowed: int = 0) -> N
     objects = data_dir / "payloads" / "objects"
     recorded = set()
     for message_id, chunk_rows in stored_chunks(data_dir).items():
-        for key, size, digest in chunk_rows.values():
+        for key, size, digest, data in chunk_rows.values():
+            if not key:  # kept in its row, durable with the commit that recorded it
+                assert data is not None, f"recorded chunk of {message_id} has neither file nor data"
+                assert len(data) == size, f"torn chunk of {message_id} in its row"
+                assert hashlib.sha256(data).hexdigest() == digest, f"corrupt chunk of {message_id} in its row"
+                continue
             path = objects / message_id[:8] / key
             assert path.is_file(), f"recorded chunk {key} has no payload file"
             assert path.stat().st_size == size, f"torn payload {key}"

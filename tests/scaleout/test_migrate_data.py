@@ -41,9 +41,11 @@ def send(container: Container, bodies: list[bytes], *, complete: bool = True, **
 @pytest.fixture
 def old_installation(tmp_path: Path, clock) -> Path:
     """An embedded installation with every kind of row: messages accepted, chunked, still
-    uploading, acknowledged, expired with their reports, and purged."""
+    uploading, acknowledged, expired with their reports, and purged; every chunk in a payload
+    file but one, kept in its row (as small chunks are by default)."""
     data_dir = tmp_path / "old"
-    old = build_container(load_settings({}, data_dir=data_dir, shared_key=SHARED_KEY), clock=clock)
+    files_only = load_settings({}, data_dir=data_dir, shared_key=SHARED_KEY, inline_payload_bytes=0)
+    old = build_container(files_only, clock=clock)
     try:
         for mailbox in MAILBOXES:
             old.mailboxes.add(mailbox)
@@ -60,6 +62,11 @@ def old_installation(tmp_path: Path, clock) -> Path:
         send(old, [b"first of two"], complete=False)
         acked = send(old, [b"read"])
         old.receiving.acknowledge(principal(old, "BOB"), acked)
+    finally:
+        old.close()
+    old = build_container(files_only.replace(inline_payload_bytes=1024), clock=clock)
+    try:
+        send(old, [b"kept in its row"], subject="inline")
     finally:
         old.close()
     return data_dir
@@ -94,9 +101,10 @@ def everything(container: Container) -> dict[str, object]:
         kept = conn.execute(
             select(chunks.c.payload_key)
             .join(messages, messages.c.message_id == chunks.c.message_id)
-            .where(messages.c.payload_purged.is_(False))
+            .where(messages.c.payload_purged.is_(False), chunks.c.payload_key != "")
         ).scalars()
         found["payloads"] = {key: b"".join(container.payloads.open(key)) for key in kept}
+        # chunks kept in their row travel with it (compared with the chunks table above)
     found["mailboxes"] = container.mailboxes.all()
     return found
 
@@ -147,7 +155,7 @@ def test_an_interrupted_copy_is_finished_by_the_next_run(old_installation, setti
             key = conn.execute(
                 select(chunks.c.payload_key)
                 .join(messages, messages.c.message_id == chunks.c.message_id)
-                .where(messages.c.payload_purged.is_(False))
+                .where(messages.c.payload_purged.is_(False), chunks.c.payload_key != "")
                 .limit(1)
             ).scalar_one()
             message_id = key.split("/")[0]

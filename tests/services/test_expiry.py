@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from tests.conftest import MAILBOXES
 
 from mailroom.domain.messages import ChunkRange, MessageStatus, MessageType, Metadata
 from mailroom.errors import Gone
@@ -125,37 +126,52 @@ def test_retention_is_a_setting(container, settings, clock):
         short.close()
 
 
-def test_payloads_are_purged_after_payload_retention(container, clock):
+@pytest.mark.parametrize("inline", [True, False], ids=["in-row", "payload-store"])
+def test_payloads_are_purged_after_payload_retention(settings, fresh_container, clock, inline):
+    container = fresh_container(settings.replace(inline_payload_bytes=64 * 1024 if inline else 0))
+    for mailbox in MAILBOXES:
+        container.mailboxes.add(mailbox)
     acked = send(container, body=b"acked")
     container.receiving.acknowledge(principal(container, "BOB"), acked.message_id)
     expired = send(container, body=b"expired")
     clock.advance(timedelta(days=5))
     assert container.maintenance.sweep().expired == [expired.message_id]
     fresh = send(container, body=b"fresh")  # expires at day 10, purged at day 40
-    keys = {m.message_id: _chunk_key(container, m.message_id) for m in (acked, expired, fresh)}
+    assert _chunk(container, fresh.message_id).inline is inline
 
     clock.advance(timedelta(days=25) - timedelta(seconds=1))  # day 30 less a second
     assert container.maintenance.sweep().purged == 0
     clock.advance(timedelta(seconds=1))  # day 30: the acknowledged one goes
     assert container.maintenance.sweep().purged == 1
     with pytest.raises(PayloadMissing):
-        list(container.payloads.open(keys[acked.message_id]))
-    assert b"".join(container.payloads.open(keys[expired.message_id])) == b"expired"
+        _stored_bytes(container, acked.message_id)
+    assert _stored_bytes(container, expired.message_id) == b"expired"
 
     clock.advance(timedelta(days=5))  # day 35: the expired one goes
     container.maintenance.sweep()
     with pytest.raises(PayloadMissing):
-        list(container.payloads.open(keys[expired.message_id]))
-    assert b"".join(container.payloads.open(keys[fresh.message_id])) == b"fresh"
+        _stored_bytes(container, expired.message_id)
+    assert _stored_bytes(container, fresh.message_id) == b"fresh"
+    container.close()
 
 
-def _chunk_key(container, message_id):
+def _chunk(container, message_id):
     from mailroom.storage.repos import messages
 
     with container.db.read() as conn:
         chunk = messages.get_chunk(conn, message_id, 1)
     assert chunk is not None
-    return chunk.payload_key
+    return chunk
+
+
+def _stored_bytes(container, message_id):
+    """The chunk's bytes wherever they are kept (its row or the payload store)."""
+    chunk = _chunk(container, message_id)
+    if chunk.inline:
+        if chunk.data is None:
+            raise PayloadMissing(message_id)
+        return chunk.data
+    return b"".join(container.payloads.open(chunk.payload_key))
 
 
 def test_abandoned_chunked_upload_fails_after_the_inbox_retention(container, clock):
@@ -174,8 +190,8 @@ def test_abandoned_chunked_upload_fails_after_the_inbox_retention(container, clo
     assert tracked.status is MessageStatus.ERROR
     assert tracked.detail.description == "Chunked upload was not completed in time"
     assert inbox(container, "BOB") == []
-    key = _chunk_key(container, partial.message_id)
+    assert _stored_bytes(container, partial.message_id) == b"part one"
     clock.advance(timedelta(days=30))
     assert container.maintenance.sweep().purged == 1
     with pytest.raises(PayloadMissing):
-        list(container.payloads.open(key))
+        _stored_bytes(container, partial.message_id)

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.s3
 
 @pytest.fixture
 def settings(settings, s3_server):
-    """The shared test settings with payloads in a fresh bucket of moto's server."""
-    return s3_server.settings(settings, prefix="svc", max_chunk_bytes=6 * MIB)
+    """The shared test settings with payloads in a fresh bucket of moto's server (every chunk in
+    the bucket: small ones kept in their row are covered in tests/services/test_inline_chunks.py)."""
+    return s3_server.settings(settings, prefix="svc", max_chunk_bytes=6 * MIB, inline_payload_bytes=0)
 
 
 def send_chunked(client, headers, chunks: list[bytes]) -> str:

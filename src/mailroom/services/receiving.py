@@ -150,6 +150,10 @@ class ReceivingService:
         """The stored bytes of a downloadable chunk, streamed; Gone if they were purged."""
         if found.chunk is None:
             return iter(())
+        if found.chunk.inline:
+            if found.chunk.data is None:  # purged with its message
+                raise Gone(message_id=found.message.message_id)
+            return iter((found.chunk.data,))
         try:
             return self._payloads.open(found.chunk.payload_key)
         except PayloadMissing:

@@ -2,7 +2,9 @@
 
 The order is what keeps accepted messages safe and partial ones invisible:
 1. validate everything that can be validated before reading the body;
-2. stream the body into the payload store (durable on disk when ``put`` returns);
+2. stream the body into the payload store (durable on disk when ``put`` returns), unless it is
+   small and already in memory (``Settings.inline_payload_bytes``): then its bytes go into the
+   chunk row, durable with step 3's commit, and cost no file, directory or fsync of their own;
 3. record the chunk in one transaction; only the transaction that records the last missing
    chunk moves the message to ``accepted``, which is what puts it in the inbox.
 A crash between 2 and 3 leaves an orphan payload with no row, which the sweep removes.
@@ -10,6 +12,7 @@ A crash between 2 and 3 leaves an orphan payload with no row, which the sweep re
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,7 +43,7 @@ from mailroom.services.authentication import MailboxPrincipal
 from mailroom.services.mailbox_cache import MailboxCache
 from mailroom.settings import Settings
 from mailroom.storage.db import Database
-from mailroom.storage.payloads import PayloadStore, StoredPayload, chunk_key
+from mailroom.storage.payloads import PayloadStore, chunk_key
 from mailroom.storage.repos import mailboxes, messages
 from mailroom.storage.repos.messages import ChunkRow
 
@@ -151,20 +154,18 @@ class SendingService:
     def store_first_chunk(self, plan: SendPlan, body: Iterable[bytes]) -> Message:
         """Stream chunk 1 to storage, then record the message (visible if it is complete)."""
         limit = min(self._settings.max_chunk_bytes, self._settings.max_message_bytes)
-        key, stored = self._store(plan.message_id, 1, body, limit)
-        if stored.size == 0:
-            self._payloads.delete(key)
+        chunk = self._store(plan.message_id, 1, body, limit)
+        if chunk.size == 0:
+            self._discard(chunk)
             raise SendRejected("Data file is missing or inaccessible.", event="COLLECT", code="02")
-        message = self._new_message(plan, stored.size, self._clock.now())
+        message = self._new_message(plan, chunk.size, self._clock.now())
         try:
             with self._db.hot_write() as tx:
                 messages.insert_message(tx, message)
                 messages.add_event(tx, message.message_id, message.status, message.created_at)
-                messages.insert_chunk(
-                    tx, message.message_id, ChunkRow(1, stored.size, stored.sha256, key), message.created_at
-                )
+                messages.insert_chunk(tx, message.message_id, chunk, message.created_at)
         except BaseException:
-            self._payloads.delete(key)
+            self._discard(chunk)
             raise
         return message
 
@@ -225,13 +226,11 @@ class SendingService:
 
     def store_chunk(self, principal: MailboxPrincipal, plan: ChunkPlan, body: Iterable[bytes]) -> Message:
         """Store chunk n (a re-sent chunk replaces the old bytes); complete the message if all are in."""
-        key, stored = self._store(plan.message_id, plan.chunk.number, body, plan.max_bytes)
+        chunk = self._store(plan.message_id, plan.chunk.number, body, plan.max_bytes)
         try:
-            updated, replaced = self._record_chunk(
-                plan, ChunkRow(plan.chunk.number, stored.size, stored.sha256, key)
-            )
+            updated, replaced = self._record_chunk(plan, chunk)
         except BaseException:
-            self._payloads.delete(key)
+            self._discard(chunk)
             raise
         if replaced:
             self._payloads.delete(replaced)
@@ -265,11 +264,26 @@ class SendingService:
         assert updated is not None
         return updated, replaced
 
-    def _store(
-        self, message_id: str, chunk_no: int, body: Iterable[bytes], max_bytes: int
-    ) -> tuple[str, StoredPayload]:
+    def _store(self, message_id: str, chunk_no: int, body: Iterable[bytes], max_bytes: int) -> ChunkRow:
+        """Store a chunk's bytes: durable in the payload store when this returns, or, for a small
+        body already in memory, kept for the row (durable with the commit that records it)."""
+        too_large = PayloadTooLarge(message_id=message_id if chunk_no > 1 else None)
+        inline_up_to = self._settings.inline_payload_bytes
+        if inline_up_to and isinstance(body, list | tuple):
+            size = sum(len(piece) for piece in body)
+            if size <= inline_up_to:
+                if size > max_bytes:
+                    raise too_large
+                data = b"".join(body)
+                return ChunkRow(chunk_no, size, hashlib.sha256(data).hexdigest(), "", data)
         key = chunk_key(message_id, chunk_no)
         try:
-            return key, self._payloads.put(key, limited(body, max_bytes))
+            stored = self._payloads.put(key, limited(body, max_bytes))
         except LimitExceeded:
-            raise PayloadTooLarge(message_id=message_id if chunk_no > 1 else None) from None
+            raise too_large from None
+        return ChunkRow(chunk_no, stored.size, stored.sha256, key)
+
+    def _discard(self, chunk: ChunkRow) -> None:
+        """Remove stored bytes no row will point to (nothing to do for a chunk kept in its row)."""
+        if not chunk.inline:
+            self._payloads.delete(chunk.payload_key)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -153,8 +154,10 @@ chunks = Table(
     Column("chunk_no", Integer, primary_key=True),
     Column("size", BigInteger, nullable=False),
     Column("sha256", String(64), nullable=False),
+    # "" when the bytes are in ``data`` (a small chunk, see Settings.inline_payload_bytes)
     Column("payload_key", String(200), nullable=False),
     Column("stored_at", UTCDateTime, nullable=False),
+    Column("data", LargeBinary, nullable=True),
 )
 
 auth_tokens = Table(

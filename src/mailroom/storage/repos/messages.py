@@ -51,7 +51,7 @@ _MESSAGE_BY_ID_FOR_UPDATE = Prepared(
         else select(messages).where(messages.c.message_id == bindparam("id"))
     )
 )
-_CHUNK_COLUMNS_OUT = (chunks.c.chunk_no, chunks.c.size, chunks.c.sha256, chunks.c.payload_key)
+_CHUNK_COLUMNS_OUT = (chunks.c.chunk_no, chunks.c.size, chunks.c.sha256, chunks.c.payload_key, chunks.c.data)
 _CHUNK_BY_NO = Prepared(
     lambda _: select(*_CHUNK_COLUMNS_OUT).where(
         chunks.c.message_id == bindparam("id"), chunks.c.chunk_no == bindparam("no")
@@ -103,7 +103,12 @@ class ChunkRow:
     chunk_no: int
     size: int
     sha256: str
-    payload_key: str
+    payload_key: str  # "" when the bytes are in ``data``
+    data: bytes | None = None  # a small chunk's bytes, kept in its row (None once purged)
+
+    @property
+    def inline(self) -> bool:
+        return not self.payload_key
 
 
 def _party(row: Any, prefix: str) -> Party:
@@ -281,6 +286,7 @@ def insert_chunk(conn: Connection | Tx, message_id: str, chunk: ChunkRow, at: da
         "sha256": chunk.sha256,
         "payload_key": chunk.payload_key,
         "stored_at": at,
+        "data": chunk.data,
     }
     Tx.of(conn).execute(_INSERT_CHUNK, values)
 
@@ -289,12 +295,18 @@ def upsert_chunk(conn: Connection, message_id: str, chunk: ChunkRow, at: datetim
     """Record a chunk; returns the payload key it replaced, if any (to delete after commit)."""
     key = (chunks.c.message_id == message_id) & (chunks.c.chunk_no == chunk.chunk_no)
     previous = conn.execute(select(chunks.c.payload_key).where(key)).scalar_one_or_none()
-    values = {"size": chunk.size, "sha256": chunk.sha256, "payload_key": chunk.payload_key, "stored_at": at}
+    values = {
+        "size": chunk.size,
+        "sha256": chunk.sha256,
+        "payload_key": chunk.payload_key,
+        "stored_at": at,
+        "data": chunk.data,
+    }
     if previous is None:
         conn.execute(insert(chunks), {"message_id": message_id, "chunk_no": chunk.chunk_no, **values})
         return None
     conn.execute(update(chunks).where(key).values(**values))
-    return previous if previous != chunk.payload_key else None
+    return previous if previous and previous != chunk.payload_key else None
 
 
 def chunk_totals(conn: Connection, message_id: str) -> tuple[int, int]:
@@ -470,7 +482,11 @@ def due_for_purge(conn: Connection, cutoff: datetime, limit: int) -> list[str]:
 
 
 def mark_purged(conn: Connection, message_id: str) -> None:
+    """After its payloads were deleted: the message is purged, and so are bytes kept in its rows."""
     conn.execute(update(messages).where(messages.c.message_id == message_id).values(payload_purged=True))
+    conn.execute(
+        update(chunks).where(chunks.c.message_id == message_id, chunks.c.data.is_not(None)).values(data=None)
+    )
 
 
 def existing_ids(conn: Connection, message_ids: Sequence[str]) -> set[str]:
