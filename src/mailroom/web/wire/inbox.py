@@ -9,11 +9,21 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from mailroom.container import Container
 from mailroom.domain.messages import WorkflowFilter
 from mailroom.errors import ValidationFailed
 from mailroom.ids import normalise_message_id, require_message_id
+from mailroom.services.authentication import MailboxPrincipal
 from mailroom.services.receiving import Download
-from mailroom.web.deps import ChunkNumber, Principal, Services, Version
+from mailroom.web.deps import (
+    ChunkNumber,
+    Principal,
+    Services,
+    Version,
+    authenticated,
+    get_container,
+    version_of,
+)
 from mailroom.web.wire.headers import message_headers
 from mailroom.web.wire.media import V2_TYPE, ApiVersion, accepts_gzip
 from mailroom.web.wire.paging import int_param, link, rich_page, text_param
@@ -28,8 +38,13 @@ GUNZIP_STEP = 1024 * 1024
 
 
 @router.get("/messageexchange/{mailbox}/inbox")
-def list_inbox(
-    request: Request, mailbox: str, principal: Principal, services: Services, version: Version
+async def list_inbox(request: Request, mailbox: str) -> JSONResponse:
+    services = get_container(request)
+    return await authenticated(request, mailbox, _list_inbox, request, services, version_of(request))
+
+
+def _list_inbox(
+    principal: MailboxPrincipal, request: Request, services: Container, version: ApiVersion
 ) -> JSONResponse:
     limit = int_param(request, "max_results", DEFAULT_PAGE, 10, 5000)
     continue_from = text_param(request, "continue_from", 24, 1000)
@@ -81,15 +96,10 @@ def head_message(mailbox: str, message_id: str, principal: Principal, services: 
 
 
 @router.get("/messageexchange/{mailbox}/inbox/{message_id}")
-def download_first(
-    request: Request,
-    mailbox: str,
-    message_id: str,
-    principal: Principal,
-    services: Services,
-    version: Version,
-) -> Response:
-    return download(request, mailbox, message_id, 1, principal, services, version)
+async def download_first(request: Request, mailbox: str, message_id: str) -> Response:
+    services = get_container(request)
+    version = version_of(request)
+    return await authenticated(request, mailbox, _download, request, message_id, 1, services, version)
 
 
 @router.get("/messageexchange/{mailbox}/inbox/{message_id}/{chunk_no}")
@@ -101,6 +111,17 @@ def download(
     principal: Principal,
     services: Services,
     version: Version,
+) -> Response:
+    return _download(principal, request, message_id, chunk_no, services, version)
+
+
+def _download(
+    principal: MailboxPrincipal,
+    request: Request,
+    message_id: str,
+    chunk_no: int,
+    services: Container,
+    version: ApiVersion,
 ) -> Response:
     found = services.receiving.download(principal, require_message_id(message_id), chunk_no)
     headers = message_headers(found.message, chunk_no)
@@ -184,8 +205,13 @@ def _gzip(stream: Iterator[bytes]) -> Iterator[bytes]:
 
 
 @router.put("/messageexchange/{mailbox}/inbox/{message_id}/status/acknowledged")
-def acknowledge(
-    mailbox: str, message_id: str, principal: Principal, services: Services, version: Version
+async def acknowledge(request: Request, mailbox: str, message_id: str) -> Response:
+    services = get_container(request)
+    return await authenticated(request, mailbox, _acknowledge, message_id, services, version_of(request))
+
+
+def _acknowledge(
+    principal: MailboxPrincipal, message_id: str, services: Container, version: ApiVersion
 ) -> Response:
     wanted = require_message_id(message_id)
     services.receiving.acknowledge(principal, wanted)
