@@ -69,20 +69,15 @@ async def request_body(request: Request, max_bytes: int, message_id: str | None 
 @router.post("/messageexchange/{mailbox}/outbox", status_code=202)
 async def send_message(request: Request, mailbox: str) -> JSONResponse:
     services = get_container(request)
-    if _small_body(request, services.settings.max_chunk_bytes):
-        # read first, then authenticate, check and store in one hop (no error can come from
-        # reading a body this size, so the checks still answer in the same order)
-        body = [await request.body()]
-        message = await authenticated(request, mailbox, _send_small, request, services, body)
-    else:
-        message = await _send_checked_first(request, mailbox, services)
+    message = await _send_checked_first(request, mailbox, services)
     key = "message_id" if version_of(request) is ApiVersion.V2 else "messageID"
     return JSONResponse({key: message.message_id}, status_code=202)
 
 
 async def _send_checked_first(request: Request, mailbox: str, services: Container) -> Message:
-    """Authenticate and check the headers before reading the body (an unknown, large or
-    ``Expect``-ing one), then store it: in one go when small, else streamed to storage."""
+    """Authenticate and check the headers before reading any of the body (an unauthenticated
+    client must not make the server buffer anything), then store it: in one go when small,
+    else streamed to storage."""
     principal = await authenticated(request, mailbox, _principal)
     send = mex.parse_send(request.headers, services.settings)
     size = declared_size(request, services.settings.max_chunk_bytes)
@@ -94,24 +89,8 @@ async def _send_checked_first(request: Request, mailbox: str, services: Containe
     return await in_upload_thread(request, services.sending.store_first_chunk, plan, stream)
 
 
-def _small_body(request: Request, max_bytes: int) -> bool:
-    """A declared body of at most SMALL_BODY (and the size limit), with no ``Expect`` to answer:
-    one a well-behaved client sends straight after its headers."""
-    declared = request.headers.get("content-length", "")
-    if not (declared.isascii() and declared.isdigit()) or "expect" in request.headers:
-        return False
-    return int(declared) <= min(SMALL_BODY, max_bytes)
-
-
 def _principal(principal: MailboxPrincipal) -> MailboxPrincipal:
     return principal
-
-
-def _send_small(
-    principal: MailboxPrincipal, request: Request, services: Container, body: list[bytes]
-) -> Message:
-    send = mex.parse_send(request.headers, services.settings)
-    return services.sending.send(principal, send, body)
 
 
 @router.post("/messageexchange/{mailbox}/outbox/{message_id}/{chunk_no}", status_code=202)
