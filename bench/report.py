@@ -467,16 +467,24 @@ WHERE_THE_TIME_GOES = [
     "commit that holds the bytes or the fsync of their file. Earlier: v2 inbox pages no longer "
     "count a deep inbox on every page (inboxes over 1,000 messages reuse their count for up to "
     "10 s).",
-    "- What is left is HTTP handling: the service calls now take about 0.7 ms of CPU per "
-    "message sent and 1 ms per message received (authenticate twice, download, acknowledge), "
-    "while the server spends 2.5 and 4.5 ms. In py-spy's samples of the thread holding the "
-    "GIL, about 70% is FastAPI, Starlette and uvicorn: middleware layers, dependency solving, "
-    "two thread hops per request (authentication, then the handler), response sending. The "
-    "next steps are there (one hop per request, fewer layers around the MESH routes) and in a "
-    "second core: several server processes work on PostgreSQL; on SQLite a second process "
-    "would wait on the single write lock in SQLite's busy handler, and on this 2-core machine "
-    "the load generator already uses the other core. Tried and left out: batching "
-    "request-body pieces before the hop to the upload thread (no difference).",
+    "- Then one thread hop per request on the hot routes (list, download, acknowledge; "
+    "`web/deps.authenticated` runs authentication and the service call in one worker-thread "
+    "call): server CPU per message received 4.6 -> 3.8 ms in an A/B on a shared machine. Sends "
+    "still authenticate in one hop and store in a second, because reading any of the body "
+    "before authenticating would let a caller without a token make the server wait for and "
+    "buffer it (`tests/e2e/test_auth_before_body.py`).",
+    "- What is left: with idle samples set aside, py-spy now puts about 72% of the server's "
+    "time in authentication and the services (the durable write transaction, "
+    "`Database.hot_write`, alone 38%: SQLite's commit with `synchronous=FULL`), about 17% on "
+    "the event loop (a quarter of it uvicorn writing to the socket, the rest thin slices of "
+    "FastAPI and Starlette) and 11% elsewhere. One Python process keeps one core busy, so the "
+    "way past this is a second core: several server processes work on PostgreSQL; on SQLite a "
+    "second process would wait on the single write lock in SQLite's busy handler, and on this "
+    "2-core machine the load generator already uses the other core. Tried and left out: "
+    "batching request-body pieces before the hop to the upload thread (no difference), "
+    "cheaper responses (the hot routes already return small plain JSON) and bypassing FastAPI "
+    "for the hot routes (at most about 5% by the profile, and they would leave the OpenAPI "
+    "document the fuzz test runs against).",
     "",
 ]
 
