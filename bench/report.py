@@ -475,7 +475,7 @@ WHERE_THE_TIME_GOES = [
     "buffer it (`tests/e2e/test_auth_before_body.py`).",
     "- What is left: with idle samples set aside, py-spy now puts about 72% of the server's "
     "time in authentication and the services (the durable write transaction, "
-    "`Database.hot_write`, alone 38%: SQLite's commit with `synchronous=FULL`), about 17% on "
+    "`Database.hot_write`, alone 38% of the samples), about 17% on "
     "the event loop (a quarter of it uvicorn writing to the socket, the rest thin slices of "
     "FastAPI and Starlette) and 11% elsewhere. One Python process keeps one core busy, so the "
     "way past this is a second core: several server processes work on PostgreSQL; on SQLite a "
