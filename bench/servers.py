@@ -10,6 +10,7 @@ Both get the same mailboxes, password and shared key, and plain HTTP on 127.0.0.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import os
@@ -94,7 +95,7 @@ class RssSampler:
         self.peak = max(self.peak, proc_status(self.pid, "VmHWM"))
 
 
-class Server:
+class Server(abc.ABC):
     """Common face of both servers: start, stop, pid, target, seed a deep inbox."""
 
     name = ""
@@ -121,11 +122,13 @@ class Server:
     def rss(self) -> int:
         return proc_status(self.pid, "VmRSS")
 
+    @abc.abstractmethod
     def prepare(self) -> None:
-        raise NotImplementedError
+        """Make the server's data folder, mailboxes and settings."""
 
+    @abc.abstractmethod
     def argv_env(self) -> tuple[list[str], dict[str, str]]:
-        raise NotImplementedError
+        """The command line and environment that start the server."""
 
     def start(self) -> float:
         """Start and wait until healthy; returns the seconds that took."""
@@ -147,9 +150,9 @@ class Server:
             self.process.stop()
             self.process = None
 
+    @abc.abstractmethod
     def seed_deep_inbox(self, total: int) -> float:
         """Make the DEEP inbox hold ``total`` messages (server stopped); returns seconds."""
-        raise NotImplementedError
 
 
 async def send_template(target: Target, recipient: str) -> str:
