@@ -11,19 +11,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from mailroom.container import Container
-from mailroom.domain.messages import Message
 from mailroom.errors import MessageNotFound, PayloadTooLarge, ValidationFailed
 from mailroom.ids import normalise_message_id, require_message_id
-from mailroom.services.authentication import MailboxPrincipal
 from mailroom.web.deps import (
     BodyBridge,
     ChunkNumber,
     Principal,
     Services,
     Version,
-    authenticated,
     get_container,
+    mesh_principal,
     version_of,
 )
 from mailroom.web.wire import headers as mex
@@ -68,29 +65,22 @@ async def request_body(request: Request, max_bytes: int, message_id: str | None 
 
 @router.post("/messageexchange/{mailbox}/outbox", status_code=202)
 async def send_message(request: Request, mailbox: str) -> JSONResponse:
+    """Authenticate and check the headers before reading any of the body (a caller without a
+    valid token must not make the server wait for or buffer anything), then store it: in one
+    go when small, else streamed to storage."""
     services = get_container(request)
-    message = await _send_checked_first(request, mailbox, services)
-    key = "message_id" if version_of(request) is ApiVersion.V2 else "messageID"
-    return JSONResponse({key: message.message_id}, status_code=202)
-
-
-async def _send_checked_first(request: Request, mailbox: str, services: Container) -> Message:
-    """Authenticate and check the headers before reading any of the body (an unauthenticated
-    client must not make the server buffer anything), then store it: in one go when small,
-    else streamed to storage."""
-    principal = await authenticated(request, mailbox, _principal)
+    principal = await mesh_principal(request, mailbox)
     send = mex.parse_send(request.headers, services.settings)
     size = declared_size(request, services.settings.max_chunk_bytes)
     if size is not None and size <= SMALL_BODY:
         body = [await request.body()]
-        return await run_in_threadpool(services.sending.send, principal, send, body)
-    plan = await run_in_threadpool(services.sending.plan_send, principal, send)
-    stream = BodyBridge(request.stream())
-    return await in_upload_thread(request, services.sending.store_first_chunk, plan, stream)
-
-
-def _principal(principal: MailboxPrincipal) -> MailboxPrincipal:
-    return principal
+        message = await run_in_threadpool(services.sending.send, principal, send, body)
+    else:
+        plan = await run_in_threadpool(services.sending.plan_send, principal, send)
+        stream = BodyBridge(request.stream())
+        message = await in_upload_thread(request, services.sending.store_first_chunk, plan, stream)
+    key = "message_id" if version_of(request) is ApiVersion.V2 else "messageID"
+    return JSONResponse({key: message.message_id}, status_code=202)
 
 
 @router.post("/messageexchange/{mailbox}/outbox/{message_id}/{chunk_no}", status_code=202)
