@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from sqlalchemy import Connection
 
@@ -18,6 +19,7 @@ from mailroom.errors import Forbidden, Gone, MessageNotFound, ValidationFailed
 from mailroom.services.authentication import MailboxPrincipal
 from mailroom.settings import AfterAck, Settings
 from mailroom.storage.db import Database
+from mailroom.storage.hot import Tx
 from mailroom.storage.payloads import PayloadMissing, PayloadStore
 from mailroom.storage.repos import messages
 from mailroom.storage.repos.messages import ChunkRow, InboxPosition
@@ -131,17 +133,26 @@ class ReceivingService:
 
     def download(self, principal: MailboxPrincipal, message_id: str, chunk_no: int) -> Download:
         with self._db.hot_read() as tx:
-            message = messages.get(tx, message_id)
-            if message is None:
-                raise MessageNotFound(message_id=message_id)
-            if message.recipient.mailbox_id != principal.mailbox_id:
-                raise Forbidden(message_id=message_id)
-            self._check_downloadable(message)
-            if message.is_report:
-                return Download(message, chunk_no, None)
-            if chunk_no > message.total_chunks:  # before the query: any int can arrive in the path
-                raise MessageNotFound(message_id=message_id)
-            chunk = messages.get_chunk(tx, message_id, chunk_no)
+            return self._find_download(tx, principal, message_id, chunk_no)
+
+    async def download_async(self, principal: MailboxPrincipal, message_id: str, chunk_no: int) -> Download:
+        """``download`` from a coroutine (on the event loop itself on SQLite: a few indexed rows)."""
+        return await self._db.read_async(
+            partial(self._find_download, principal=principal, message_id=message_id, chunk_no=chunk_no)
+        )
+
+    def _find_download(self, tx: Tx, principal: MailboxPrincipal, message_id: str, chunk_no: int) -> Download:
+        message = messages.get(tx, message_id)
+        if message is None:
+            raise MessageNotFound(message_id=message_id)
+        if message.recipient.mailbox_id != principal.mailbox_id:
+            raise Forbidden(message_id=message_id)
+        self._check_downloadable(message)
+        if message.is_report:
+            return Download(message, chunk_no, None)
+        if chunk_no > message.total_chunks:  # before the query: any int can arrive in the path
+            raise MessageNotFound(message_id=message_id)
+        chunk = messages.get_chunk(tx, message_id, chunk_no)
         if chunk is None:
             raise MessageNotFound(message_id=message_id)
         return Download(message, chunk_no, chunk)
@@ -182,12 +193,19 @@ class ReceivingService:
     def acknowledge(self, principal: MailboxPrincipal, message_id: str) -> None:
         """Idempotent: acknowledging twice, or a message in another state, changes nothing."""
         with self._db.hot_write() as tx:
-            message = messages.get(tx, message_id, for_update=True)
-            if message is None:
-                raise MessageNotFound(message_id=message_id)
-            if message.recipient.mailbox_id != principal.mailbox_id:
-                raise Forbidden(message_id=message_id)
-            messages.acknowledge(tx, message_id, self._clock.now())
+            self._acknowledge(tx, principal, message_id)
+
+    async def acknowledge_async(self, principal: MailboxPrincipal, message_id: str) -> None:
+        """``acknowledge`` from a coroutine: a group-commit job on SQLite."""
+        await self._db.write_async(partial(self._acknowledge, principal=principal, message_id=message_id))
+
+    def _acknowledge(self, tx: Tx, principal: MailboxPrincipal, message_id: str) -> None:
+        message = messages.get(tx, message_id, for_update=True)
+        if message is None:
+            raise MessageNotFound(message_id=message_id)
+        if message.recipient.mailbox_id != principal.mailbox_id:
+            raise Forbidden(message_id=message_id)
+        messages.acknowledge(tx, message_id, self._clock.now())
 
     def recent(
         self,

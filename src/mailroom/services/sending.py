@@ -16,7 +16,9 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
+import anyio.to_thread
 from sqlalchemy import Connection
 
 from mailroom.clock import Clock
@@ -43,6 +45,7 @@ from mailroom.services.authentication import MailboxPrincipal
 from mailroom.services.mailbox_cache import MailboxCache
 from mailroom.settings import Settings
 from mailroom.storage.db import Database
+from mailroom.storage.hot import Tx
 from mailroom.storage.payloads import PayloadStore, chunk_key
 from mailroom.storage.repos import mailboxes, messages
 from mailroom.storage.repos.messages import ChunkRow
@@ -161,12 +164,29 @@ class SendingService:
         message = self._new_message(plan, chunk.size, self._clock.now())
         try:
             with self._db.hot_write() as tx:
-                messages.insert_message(tx, message)
-                messages.add_event(tx, message.message_id, message.status, message.created_at)
-                messages.insert_chunk(tx, message.message_id, chunk, message.created_at)
+                _record_first_chunk(tx, message, chunk)
         except BaseException:
             self._discard(chunk)
             raise
+        return message
+
+    async def send_async(self, principal: MailboxPrincipal, request: SendRequest, body: bytes) -> Message:
+        """``send`` from a coroutine, for a body already in memory.
+
+        A body small enough to live in its row (``Settings.inline_payload_bytes``) is checked
+        and built on the event loop and recorded by a group-commit job (SQLite), with no thread
+        hop; anything else (a file to write, or PostgreSQL) is ``send`` in a worker thread.
+        """
+        inline_up_to = self._settings.inline_payload_bytes
+        if not self._db.is_sqlite or not inline_up_to or len(body) > inline_up_to:
+            return await anyio.to_thread.run_sync(self.send, principal, request, [body])
+        plan = self.plan_send(principal, request)
+        limit = min(self._settings.max_chunk_bytes, self._settings.max_message_bytes)
+        chunk = self._store(plan.message_id, 1, [body], limit)
+        if chunk.size == 0:
+            raise SendRejected("Data file is missing or inaccessible.", event="COLLECT", code="02")
+        message = self._new_message(plan, chunk.size, self._clock.now())
+        await self._db.write_async(partial(_record_first_chunk, message=message, chunk=chunk))
         return message
 
     def _new_message(self, plan: SendPlan, size: int, now: datetime) -> Message:
@@ -287,3 +307,10 @@ class SendingService:
         """Remove stored bytes no row will point to (nothing to do for a chunk kept in its row)."""
         if not chunk.inline:
             self._payloads.delete(chunk.payload_key)
+
+
+def _record_first_chunk(tx: Tx, message: Message, chunk: ChunkRow) -> None:
+    """A new message's rows: the message (visible if complete), its first event and chunk 1."""
+    messages.insert_message(tx, message)
+    messages.add_event(tx, message.message_id, message.status, message.created_at)
+    messages.insert_chunk(tx, message.message_id, chunk, message.created_at)

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio.to_thread
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from mailroom.storage.group_commit import GroupWriter
 from mailroom.storage.hot import Tx
 
 _WRITE = "mailroom_write"
+T = TypeVar("T")
 
 
 class Database:
@@ -30,7 +33,14 @@ class Database:
         self.is_sqlite = engine.dialect.name == "sqlite"
         # SQLite has one writer at a time. Queueing writers of this process on a lock is far
         # cheaper than letting them spin in SQLite's busy handler (which sleeps up to 100 ms).
-        self._write_lock = threading.Lock() if self.is_sqlite else contextlib.nullcontext()
+        lock = threading.Lock()
+        self._write_lock = lock if self.is_sqlite else contextlib.nullcontext()
+        self._writer: GroupWriter | None = None
+        if self.is_sqlite:
+            self._writer = GroupWriter(engine.raw_connection, lambda dbapi: Tx(dbapi, engine.dialect), lock)
+        self._thread_reader = threading.local()
+        self._readers: list[Any] = []  # every thread's reader connection, closed by dispose()
+        self._readers_lock = threading.Lock()
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -80,7 +90,57 @@ class Database:
         finally:
             pooled.close()  # back to the pool (which rolls back anything left open)
 
+    # -- from the event loop ----------------------------------------------------------------------
+    async def write_async(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work(tx)`` in a write transaction and return its result, from a coroutine.
+
+        SQLite: a job of the group-commit writer (``storage.group_commit``): it shares one
+        durable commit with the jobs queued beside it, and the event loop never blocks.
+        PostgreSQL: a transaction of its own in a worker thread (row locks stay short).
+        """
+        if self._writer is not None:
+            return await self._writer.submit(work)
+        return await anyio.to_thread.run_sync(self._write_now, work)
+
+    def _write_now(self, work: Callable[[Tx], T]) -> T:
+        with self.hot_write() as tx:
+            return work(tx)
+
+    async def read_async(self, work: Callable[[Tx], T]) -> T:
+        """Run ``work(tx)`` in a read transaction, from a coroutine.
+
+        SQLite: right here on the event loop thread, on a connection of its own. A read of a
+        few indexed rows takes tens of microseconds, less than handing it to a thread; WAL
+        readers never wait for the writer. PostgreSQL: in a worker thread (a network round trip).
+        """
+        if not self.is_sqlite:
+            return await anyio.to_thread.run_sync(self._read_now, work)
+        return self._read_now(work)
+
+    def _read_now(self, work: Callable[[Tx], T]) -> T:
+        if not self.is_sqlite:
+            with self.hot_read() as tx:
+                return work(tx)
+        pooled = getattr(self._thread_reader, "pooled", None)
+        if pooled is None:
+            pooled = self._thread_reader.pooled = self.engine.raw_connection()
+            with self._readers_lock:
+                self._readers.append(pooled)
+        dbapi: Any = pooled.driver_connection
+        dbapi.execute("BEGIN")
+        try:
+            return work(Tx(dbapi, self.engine.dialect))
+        finally:
+            dbapi.rollback()  # a read: nothing to keep; ends the snapshot
+
     def dispose(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for pooled in readers:
+            with contextlib.suppress(Exception):
+                pooled.close()
         self.engine.dispose()
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from mailroom.container import Container
 from mailroom.domain.messages import WorkflowFilter
@@ -98,8 +99,11 @@ def head_message(mailbox: str, message_id: str, principal: Principal, services: 
 @router.get("/messageexchange/{mailbox}/inbox/{message_id}")
 async def download_first(request: Request, mailbox: str, message_id: str) -> Response:
     services = get_container(request)
-    version = version_of(request)
-    return await authenticated(request, mailbox, _download, request, message_id, 1, services, version)
+    principal = await services.auth.authenticate_async(request.headers.get("authorization"), mailbox)
+    found = await services.receiving.download_async(principal, require_message_id(message_id), 1)
+    if found.chunk is None or found.chunk.inline:  # headers only, or bytes already in memory
+        return _respond(found, request, services, version_of(request))
+    return await run_in_threadpool(_respond, found, request, services, version_of(request))
 
 
 @router.get("/messageexchange/{mailbox}/inbox/{message_id}/{chunk_no}")
@@ -124,6 +128,13 @@ def _download(
     version: ApiVersion,
 ) -> Response:
     found = services.receiving.download(principal, require_message_id(message_id), chunk_no)
+    return _respond(found, request, services, version)
+
+
+def _respond(found: Download, request: Request, services: Container, version: ApiVersion) -> Response:
+    """The response for a chunk found downloadable (reads stored bytes: a worker thread's job
+    unless the chunk lives in its row)."""
+    chunk_no = found.chunk_no
     headers = message_headers(found.message, chunk_no)
     if found.chunk is None:  # a REPORT: headers only
         return Response(b"", status_code=200, headers=headers, media_type="application/octet-stream")
@@ -207,14 +218,9 @@ def _gzip(stream: Iterator[bytes]) -> Iterator[bytes]:
 @router.put("/messageexchange/{mailbox}/inbox/{message_id}/status/acknowledged")
 async def acknowledge(request: Request, mailbox: str, message_id: str) -> Response:
     services = get_container(request)
-    return await authenticated(request, mailbox, _acknowledge, message_id, services, version_of(request))
-
-
-def _acknowledge(
-    principal: MailboxPrincipal, message_id: str, services: Container, version: ApiVersion
-) -> Response:
+    principal = await services.auth.authenticate_async(request.headers.get("authorization"), mailbox)
     wanted = require_message_id(message_id)
-    services.receiving.acknowledge(principal, wanted)
-    if version is ApiVersion.V2:
+    await services.receiving.acknowledge_async(principal, wanted)
+    if version_of(request) is ApiVersion.V2:
         return Response(status_code=200)
     return JSONResponse({"messageId": wanted})

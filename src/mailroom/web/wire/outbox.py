@@ -20,7 +20,6 @@ from mailroom.web.deps import (
     Services,
     Version,
     get_container,
-    mesh_principal,
     version_of,
 )
 from mailroom.web.wire import headers as mex
@@ -69,12 +68,11 @@ async def send_message(request: Request, mailbox: str) -> JSONResponse:
     valid token must not make the server wait for or buffer anything), then store it: in one
     go when small, else streamed to storage."""
     services = get_container(request)
-    principal = await mesh_principal(request, mailbox)
+    principal = await services.auth.authenticate_async(request.headers.get("authorization"), mailbox)
     send = mex.parse_send(request.headers, services.settings)
     size = declared_size(request, services.settings.max_chunk_bytes)
     if size is not None and size <= SMALL_BODY:
-        body = [await request.body()]
-        message = await run_in_threadpool(services.sending.send, principal, send, body)
+        message = await services.sending.send_async(principal, send, await request.body())
     else:
         plan = await run_in_threadpool(services.sending.plan_send, principal, send)
         stream = BodyBridge(request.stream())
