@@ -13,6 +13,7 @@ from mailroom import __version__
 from mailroom.container import Container, build_container
 from mailroom.settings import Settings
 from mailroom.web import errors, health, sandbox
+from mailroom.web.hot_routes import HotRoutes
 from mailroom.web.wire import handshake, inbox, lookup, openapi, outbox
 
 log = logging.getLogger(__name__)
@@ -78,4 +79,5 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
     app.include_router(outbox.router)
     app.include_router(inbox.router)
     openapi.install(app)
+    app.add_middleware(HotRoutes)
     return app

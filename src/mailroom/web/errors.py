@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -104,9 +105,25 @@ async def _disconnect_handler(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": "client disconnected"}, status_code=400)
 
 
+Handler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+
+#: Every error the faces answer for, and its handler; the most specific class wins.
+HANDLERS: dict[type[Exception], Handler] = {
+    ClientDisconnect: _disconnect_handler,
+    errors.MailroomError: _domain_handler,
+    RequestValidationError: _validation_handler,
+    HTTPException: _http_handler,
+    Exception: _unexpected_handler,
+}
+
+
 def register(app: FastAPI) -> None:
-    app.add_exception_handler(ClientDisconnect, _disconnect_handler)
-    app.add_exception_handler(errors.MailroomError, _domain_handler)
-    app.add_exception_handler(RequestValidationError, _validation_handler)
-    app.add_exception_handler(HTTPException, _http_handler)
-    app.add_exception_handler(Exception, _unexpected_handler)
+    for kind, handler in HANDLERS.items():
+        app.add_exception_handler(kind, handler)
+
+
+async def respond(request: Request, exc: Exception) -> JSONResponse:
+    """The response ``register``'s handlers give ``exc`` (for requests served outside FastAPI's
+    routing, see ``web.hot_routes``)."""
+    handler = next(HANDLERS[kind] for kind in type(exc).__mro__ if kind in HANDLERS)
+    return await handler(request, exc)
