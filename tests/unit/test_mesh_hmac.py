@@ -85,7 +85,18 @@ def test_clock_window(offset, inside):
 
 
 @pytest.mark.parametrize(
-    "stamp", ["20261301000", "202613010000", "202602300000", "abcdefghijkl", "2026030110301"]
+    "stamp",
+    [
+        "20261301000",
+        "202613010000",
+        "202602300000",
+        "202603012400",
+        "202603011060",
+        "abcdefghijkl",
+        "2026030110301",
+        "202603011030\n",
+        "２０２６０３０１１０３０",  # full-width digits
+    ],
 )
 def test_unparseable_timestamps_are_outside_any_window(stamp):
     token = mesh_hmac.MeshToken("ALICE", "n", "0", stamp, "h")

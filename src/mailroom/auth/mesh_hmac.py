@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from mailroom.errors import AuthenticationFailed
 
 SCHEME = "NHSMESH"
-_TIMESTAMP = re.compile(r"^[0-9]{12}$")
+_TIMESTAMP = re.compile(r"[0-9]{12}")
 _DIGITS = re.compile(r"^[0-9]+$")
 
 READ_ERROR = "Error reading from Authorization header"
@@ -69,11 +69,14 @@ def hash_matches(shared_key: str, token: MeshToken, password: str) -> bool:
 
 
 def token_time(token: MeshToken) -> datetime | None:
-    if not _TIMESTAMP.match(token.timestamp):
+    if not _TIMESTAMP.fullmatch(token.timestamp):
         return None
+    text = token.timestamp  # twelve digits (checked above): read as numbers, not by strptime
     try:
-        return datetime.strptime(token.timestamp, "%Y%m%d%H%M").replace(tzinfo=UTC)
-    except ValueError:
+        return datetime(
+            int(text[:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]), int(text[10:12]), tzinfo=UTC
+        )
+    except ValueError:  # month 13, 31 February, hour 24...
         return None
 
 

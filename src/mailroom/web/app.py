@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from mailroom import __version__
 from mailroom.container import Container, build_container
 from mailroom.settings import Settings
-from mailroom.web import errors, health, sandbox
-from mailroom.web.hot_routes import HotRoutes
+from mailroom.web import errors, health, hot_routes, sandbox
 from mailroom.web.wire import handshake, inbox, lookup, openapi, outbox
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,19 @@ class Sweeper:
             self._stop.wait(interval)
 
 
+class MailroomApp(FastAPI):
+    """FastAPI, with the hot MESH requests answered ahead of its routing (``web.hot_routes``):
+    the same endpoints and error handlers, without the per-request machinery."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = hot_routes.match(scope) if scope["type"] == "http" else None
+        if found is None:
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        await hot_routes.serve(found, scope, receive, send)
+
+
 def create_app(settings: Settings, container: Container | None = None) -> FastAPI:
     services = container or build_container(settings)
 
@@ -67,7 +80,7 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
             if container is None:
                 services.close()
 
-    app = FastAPI(title="Mailroom", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = MailroomApp(title="Mailroom", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.container = services
     app.state.upload_limiter = outbox.upload_limiter()
     errors.register(app)
@@ -79,5 +92,4 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
     app.include_router(outbox.router)
     app.include_router(inbox.router)
     openapi.install(app)
-    app.add_middleware(HotRoutes)
     return app

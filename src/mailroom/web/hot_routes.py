@@ -1,13 +1,13 @@
 """The four requests every small message makes, routed without FastAPI's routing and dependencies.
 
 Sending, listing, downloading and acknowledging are most of a MESH server's traffic. FastAPI
-spends about 0.15 ms of CPU per request finding the route, solving dependencies and running its
-exception middleware, as much as the work of a small send itself (bench/: the rate is CPU-bound
-on the event loop). ``HotRoutes`` matches those four paths with one regular expression each and
-calls the very same endpoint functions (``web.wire.outbox``, ``web.wire.inbox``), translating
-errors with the same handlers (``web.errors.respond``). Every other request, and any method or
-path shape these do not match exactly, goes on to the FastAPI application, which also still
-declares these routes (OpenAPI, and the same behaviour if this layer were taken away).
+spends about 0.15 ms of CPU per request on its telemetry check, exception middleware, route
+search and dependency solving: as much as the work of a small send itself, on an event loop that
+is the limit (bench/). The application (``web.app.MailroomApp``) asks ``match`` first, which
+knows those four paths by one regular expression each; ``serve`` calls the very same endpoint
+functions (``web.wire.outbox``, ``web.wire.inbox``) and answers errors with the same handlers
+(``web.errors.respond``). Every other request, and any method or path these do not match
+exactly, goes on to FastAPI, which still declares these routes too (OpenAPI).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 from fastapi.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from mailroom.web import errors
 from mailroom.web.wire import inbox, outbox
@@ -39,27 +39,19 @@ ROUTES: list[tuple[str, re.Pattern[str], Endpoint]] = [
 ]
 
 
-class HotRoutes:
-    """ASGI middleware answering ``ROUTES`` itself; everything else goes to ``app``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        found = match(scope) if scope["type"] == "http" else None
-        if found is None:
-            await self.app(scope, receive, send)
-            return
-        endpoint, params = found
-        request = Request(scope, receive)
-        try:
-            response = await endpoint(request, *params)
-        except Exception as exc:
-            response = await errors.respond(request, exc)
-        await response(scope, receive, send)
+async def serve(found: tuple[Endpoint, tuple[str, ...]], scope: Scope, receive: Receive, send: Send) -> None:
+    """Answer a request ``match`` found, as FastAPI would have."""
+    endpoint, params = found
+    request = Request(scope, receive)
+    try:
+        response = await endpoint(request, *params)
+    except Exception as exc:
+        response = await errors.respond(request, exc)
+    await response(scope, receive, send)
 
 
 def match(scope: Scope) -> tuple[Endpoint, tuple[str, ...]] | None:
+    """The endpoint and path parameters of a hot request (None for any other)."""
     method, path = scope["method"], scope["path"]
     for wanted, pattern, endpoint in ROUTES:
         if method == wanted:

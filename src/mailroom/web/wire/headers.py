@@ -32,8 +32,22 @@ SEND_TEXT_HEADERS = {
 }
 
 
+def first_values(headers: Mapping[str, str]) -> dict[str, str]:
+    """Each header's first value, in a dict: a Starlette ``Headers`` scans all its headers on
+    every lookup, and a send looks up a couple of dozen names."""
+    if isinstance(headers, dict):
+        return headers
+    values: dict[str, str] = {}
+    for name, value in headers.items():
+        values.setdefault(name, value)
+    return values
+
+
 def check_headers(headers: Mapping[str, str], settings: Settings) -> None:
-    """Length limits, control characters and URLs, as mesh-sandbox validates every Mex header."""
+    """Length limits, control characters and URLs, as mesh-sandbox validates every Mex header
+    (control characters in every copy of a repeated header)."""
+    bad = [name for name, value in headers.items() if name.startswith("mex-") and _CONTROL.search(value)]
+    headers = first_values(headers)
     for name, limit in settings.header_limits.items():
         value = headers.get(name)
         if value is not None and len(value) > limit:
@@ -44,7 +58,6 @@ def check_headers(headers: Mapping[str, str], settings: Settings) -> None:
                 kind="string_too_long",
                 value=value[:limit],
             )
-    bad = [name for name, value in headers.items() if name.startswith("mex-") and _CONTROL.search(value)]
     bad += [
         name
         for name in _URL_CHECKED
@@ -71,9 +84,11 @@ def required(headers: Mapping[str, str], name: str) -> str:
 def parse_send(headers: Mapping[str, str], settings: Settings) -> SendRequest:
     """A new message's headers, checked in mesh-sandbox's order (after authentication):
     missing required headers first (FastAPI validation), then lengths, control characters, URLs."""
+    check_first = headers
+    headers = first_values(headers)
     recipient = required(headers, "mex-to").strip().upper()
     workflow_id = required(headers, "mex-workflowid").strip()
-    check_headers(headers, settings)
+    check_headers(check_first, settings)
     checksum = headers.get("mex-content-checksum", "")
     if not _CHECKSUM.match(checksum):
         raise BadRequest("Invalid checksum", event="SEND", code="Invalid checksum")
