@@ -23,14 +23,12 @@ from mailroom.storage.db import Database, create_database
 from mailroom.storage.migrate import upgrade
 from mailroom.storage.payloads import PayloadStore
 from mailroom.storage.payloads.factory import create_payload_store
-from mailroom.storage.tables import auth_tokens
 
 
 @dataclass
 class Container:
     settings: Settings
     db: Database
-    token_db: Database
     payloads: PayloadStore
     clock: Clock
     auth: AuthenticationService
@@ -43,8 +41,6 @@ class Container:
 
     def close(self) -> None:
         self.db.dispose()
-        if self.token_db is not self.db:
-            self.token_db.dispose()
 
 
 def resolve_shared_key(settings: Settings) -> str:
@@ -99,23 +95,6 @@ def open_database(settings: Settings) -> Database:
     )
 
 
-def token_db_for(settings: Settings, db: Database) -> Database:
-    """Where used tokens are remembered.
-
-    On SQLite a separate file (``tokens.db``, synchronous NORMAL): every authenticated request
-    records its token, and those writes must not queue behind message writes or pay for a
-    durable commit. Losing the newest entries in a power cut only reopens a replay window
-    for tokens minutes old. On PostgreSQL the main database holds them (shared by all processes).
-    """
-    if not db.is_sqlite:
-        return db
-    token_db = create_database(
-        f"sqlite:///{settings.data_dir.resolve() / 'tokens.db'}", sqlite_synchronous="NORMAL"
-    )
-    auth_tokens.create(token_db.engine, checkfirst=True)
-    return token_db
-
-
 def build_container(
     settings: Settings,
     *,
@@ -129,19 +108,17 @@ def build_container(
     if migrate:
         upgrade(db)
     store = payloads or create_payload_store(settings)
-    token_db = token_db_for(settings, db)
     mailbox_cache = MailboxCache(db, clock, settings.mailbox_cache_ttl)
     return Container(
         settings=settings,
         db=db,
-        token_db=token_db,
         payloads=store,
         clock=clock,
-        auth=AuthenticationService(settings, mailbox_cache, token_db, clock, resolve_shared_key(settings)),
+        auth=AuthenticationService(settings, mailbox_cache, db, clock, resolve_shared_key(settings)),
         mailboxes=MailboxService(db, clock, mailbox_cache),
         sending=SendingService(settings, db, store, clock, mailbox_cache),
         receiving=ReceivingService(settings, db, store, clock),
         tracking=TrackingService(db),
-        maintenance=MaintenanceService(settings, db, token_db, store, clock),
+        maintenance=MaintenanceService(settings, db, store, clock),
         sandbox=SandboxService(db, store, clock),
     )

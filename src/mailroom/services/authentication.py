@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from typing import TypeVar
 
 import anyio.to_thread
 
@@ -18,6 +20,8 @@ from mailroom.storage.db import Database
 from mailroom.storage.hot import Tx
 from mailroom.storage.repos import tokens
 
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class MailboxPrincipal:
@@ -28,45 +32,79 @@ class MailboxPrincipal:
         return self.mailbox.mailbox_id
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """A request's token, verified (HMAC, mailbox, clock) but not yet spent."""
+
+    principal: MailboxPrincipal
+    replay_key: str | None  # None when tokens may be reused (``auth_single_use_tokens`` off)
+    expires: datetime  # when the spent token may be forgotten
+
+
 class AuthenticationService:
+    """Verifies ``NHSMESH`` tokens and spends them: a token authenticates one request only.
+
+    A token is spent (recorded, ``storage.repos.tokens``) when it passes verification, even if
+    the request then fails, so it can never authenticate another. ``write_as`` spends it in the
+    same write job as the request's own writes, one group commit for both (a send, an
+    acknowledgement); ``authenticate`` and ``authenticate_async`` spend it on its own.
+    """
+
     def __init__(
         self,
         settings: Settings,
         mailbox_cache: MailboxCache,
-        token_db: Database,
+        db: Database,
         clock: Clock,
         shared_key: str,
     ) -> None:
         self._settings = settings
         self._mailboxes = mailbox_cache
-        self._token_db = token_db
+        self._db = db
         self._clock = clock
         self._shared_key = shared_key
 
     def authenticate(self, header: str | None, path_mailbox: str) -> MailboxPrincipal:
         """Checks in mesh-sandbox's order, then real MESH's clock window and single use."""
-        principal, replay_key, expires = self._verify(header, path_mailbox)
-        if replay_key is not None:
-            with self._token_db.hot_write() as tx:
-                self._record_token(tx, replay_key, expires)
-        return principal
+        credentials = self.verify(header, path_mailbox)
+        if credentials.replay_key is not None:
+            with self._db.hot_write() as tx:
+                self._spend(tx, credentials)
+        return credentials.principal
 
     async def authenticate_async(self, header: str | None, path_mailbox: str) -> MailboxPrincipal:
-        """``authenticate`` from a coroutine: the token is recorded by a group-commit job, and
-        everything else (the HMAC, the cached mailbox) runs on the event loop.
+        """``authenticate`` from a coroutine: the token is spent by a group-commit job."""
+        credentials = await self.verify_async(header, path_mailbox)
+        await self.spend_async(credentials)
+        return credentials.principal
 
-        On a database that is not SQLite it runs in a worker thread (the mailbox lookup may
-        need a network round trip)."""
-        if not self._token_db.is_sqlite:
-            return await anyio.to_thread.run_sync(self.authenticate, header, path_mailbox)
-        principal, replay_key, expires = self._verify(header, path_mailbox)
-        if replay_key is not None:
-            await self._token_db.write_async(partial(self._record_token, key=replay_key, expires=expires))
-        return principal
+    async def spend_async(self, credentials: Credentials) -> None:
+        """Spend a verified token on its own (AuthenticationFailed if it was spent before)."""
+        if credentials.replay_key is not None:
+            await self._db.write_async(partial(self._spend, credentials=credentials))
 
-    def _verify(self, header: str | None, path_mailbox: str) -> tuple[MailboxPrincipal, str | None, datetime]:
-        """Every check but single use; returns the principal and the token's replay key (None
-        when tokens may be reused) with the time it may be forgotten."""
+    async def verify_async(self, header: str | None, path_mailbox: str) -> Credentials:
+        """``verify`` from a coroutine: on the event loop on SQLite (the mailbox is cached, the
+        rest is arithmetic), in a worker thread elsewhere (a cache miss is a network round trip)."""
+        if self._db.is_sqlite:
+            return self.verify(header, path_mailbox)
+        return await anyio.to_thread.run_sync(self.verify, header, path_mailbox)
+
+    async def write_as(self, credentials: Credentials, work: Callable[[Tx, MailboxPrincipal], T]) -> T:
+        """Spend the token, then ``work(tx, principal)``, in one write job. A replayed token fails
+        the job before ``work`` runs; the token stays spent if ``work`` raises."""
+        principal = credentials.principal
+        first = (
+            None
+            if credentials.replay_key is None
+            else partial(self._spend, credentials=credentials, alone=False)
+        )
+        return await self._db.write_async(
+            partial(_with_principal, work=work, principal=principal), first=first
+        )
+
+    def verify(self, header: str | None, path_mailbox: str) -> Credentials:
+        """Every check but single use, in mesh-sandbox's order, then real MESH's clock window."""
         token = mesh_hmac.parse_token(header)
         if token.mailbox_id != path_mailbox.upper():
             raise AuthenticationFailed(mesh_hmac.MISMATCH_ERROR)
@@ -84,9 +122,14 @@ class AuthenticationService:
             raise AuthenticationFailed(mesh_hmac.STALE_ERROR)
         expires = now + 2 * self._settings.auth_clock_skew
         key = mesh_hmac.replay_key(token) if self._settings.auth_single_use_tokens else None
-        return MailboxPrincipal(mailbox), key, expires
+        return Credentials(MailboxPrincipal(mailbox), key, expires)
 
     @staticmethod
-    def _record_token(tx: Tx, key: str, expires: datetime) -> None:
-        if not tokens.record_once(tx, key, expires):
+    def _spend(tx: Tx, credentials: Credentials, *, alone: bool = True) -> None:
+        assert credentials.replay_key is not None
+        if not tokens.record_once(tx, credentials.replay_key, credentials.expires, alone=alone):
             raise AuthenticationFailed(mesh_hmac.REPLAY_ERROR)
+
+
+def _with_principal(tx: Tx, work: Callable[[Tx, MailboxPrincipal], T], principal: MailboxPrincipal) -> T:
+    return work(tx, principal)

@@ -79,12 +79,9 @@ def report_message(
 
 
 class MaintenanceService:
-    def __init__(
-        self, settings: Settings, db: Database, token_db: Database, payloads: PayloadStore, clock: Clock
-    ) -> None:
+    def __init__(self, settings: Settings, db: Database, payloads: PayloadStore, clock: Clock) -> None:
         self._settings = settings
         self._db = db
-        self._token_db = token_db
         self._next_orphan_scan: datetime | None = None
         self._payloads = payloads
         self._clock = clock
@@ -94,7 +91,7 @@ class MaintenanceService:
         self.expire(result)
         self.abandon_uploads(result)
         self.purge(result)
-        with self._token_db.write() as conn:
+        with self._db.write() as conn:
             result.tokens = tokens.forget_expired(conn, self._clock.now())
         now = self._clock.now()
         if self._next_orphan_scan is None or now >= self._next_orphan_scan:

@@ -193,13 +193,10 @@ class ReceivingService:
     def acknowledge(self, principal: MailboxPrincipal, message_id: str) -> None:
         """Idempotent: acknowledging twice, or a message in another state, changes nothing."""
         with self._db.hot_write() as tx:
-            self._acknowledge(tx, principal, message_id)
+            self.acknowledge_in(tx, principal, message_id)
 
-    async def acknowledge_async(self, principal: MailboxPrincipal, message_id: str) -> None:
-        """``acknowledge`` from a coroutine: a group-commit job on SQLite."""
-        await self._db.write_async(partial(self._acknowledge, principal=principal, message_id=message_id))
-
-    def _acknowledge(self, tx: Tx, principal: MailboxPrincipal, message_id: str) -> None:
+    def acknowledge_in(self, tx: Tx, principal: MailboxPrincipal, message_id: str) -> None:
+        """``acknowledge`` inside a write transaction someone else ends."""
         message = messages.get(tx, message_id, for_update=True)
         if message is None:
             raise MessageNotFound(message_id=message_id)

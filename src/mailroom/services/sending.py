@@ -16,9 +16,7 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 
-import anyio.to_thread
 from sqlalchemy import Connection
 
 from mailroom.clock import Clock
@@ -170,23 +168,21 @@ class SendingService:
             raise
         return message
 
-    async def send_async(self, principal: MailboxPrincipal, request: SendRequest, body: bytes) -> Message:
-        """``send`` from a coroutine, for a body already in memory.
+    def records_in_row(self, size: int) -> bool:
+        """Whether a body of ``size`` bytes, in memory, is stored by ``send_in`` alone: kept in
+        its row (``Settings.inline_payload_bytes``), on SQLite (one group-commit job)."""
+        return self._db.is_sqlite and 0 < size <= self._settings.inline_payload_bytes
 
-        A body small enough to live in its row (``Settings.inline_payload_bytes``) is checked
-        and built on the event loop and recorded by a group-commit job (SQLite), with no thread
-        hop; anything else (a file to write, or PostgreSQL) is ``send`` in a worker thread.
-        """
-        inline_up_to = self._settings.inline_payload_bytes
-        if not self._db.is_sqlite or not inline_up_to or len(body) > inline_up_to:
-            return await anyio.to_thread.run_sync(self.send, principal, request, [body])
+    def send_in(self, tx: Tx, principal: MailboxPrincipal, request: SendRequest, body: bytes) -> Message:
+        """``send`` inside a write transaction, for a body ``records_in_row`` accepts: checked,
+        built and recorded with no payload file (its bytes go in the chunk row)."""
+        if not self.records_in_row(len(body)):
+            raise ValueError("send_in takes bodies stored in their row only")
         plan = self.plan_send(principal, request)
         limit = min(self._settings.max_chunk_bytes, self._settings.max_message_bytes)
         chunk = self._store(plan.message_id, 1, [body], limit)
-        if chunk.size == 0:
-            raise SendRejected("Data file is missing or inaccessible.", event="COLLECT", code="02")
         message = self._new_message(plan, chunk.size, self._clock.now())
-        await self._db.write_async(partial(_record_first_chunk, message=message, chunk=chunk))
+        _record_first_chunk(tx, message, chunk)
         return message
 
     def _new_message(self, plan: SendPlan, size: int, now: datetime) -> Message:

@@ -11,6 +11,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,16 +92,26 @@ class Database:
             pooled.close()  # back to the pool (which rolls back anything left open)
 
     # -- from the event loop ----------------------------------------------------------------------
-    async def write_async(self, work: Callable[[Tx], T]) -> T:
+    async def write_async(self, work: Callable[[Tx], T], *, first: Callable[[Tx], None] | None = None) -> T:
         """Run ``work(tx)`` in a write transaction and return its result, from a coroutine.
+
+        ``first(tx)``, when given, runs before ``work`` and is kept even if ``work`` raises (its
+        changes are committed, ``work``'s rolled back, then ``work``'s exception is raised); if
+        ``first`` raises, ``work`` does not run. (A request's token is spent even when the
+        request fails.)
 
         SQLite: a job of the group-commit writer (``storage.group_commit``): it shares one
         durable commit with the jobs queued beside it, and the event loop never blocks.
         PostgreSQL: a transaction of its own in a worker thread (row locks stay short).
         """
+        job = work if first is None else partial(_first_then, first=first, work=work)
         if self._writer is not None:
-            return await self._writer.submit(work)
-        return await anyio.to_thread.run_sync(self._write_now, work)
+            result = await self._writer.submit(job)
+        else:
+            result = await anyio.to_thread.run_sync(self._write_now, job)
+        if isinstance(result, _Raised):
+            raise result.error
+        return result
 
     def _write_now(self, work: Callable[[Tx], T]) -> T:
         with self.hot_write() as tx:
@@ -188,3 +199,23 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+class _Raised:
+    """``work``'s exception, carried past a commit that keeps ``first``'s changes."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _first_then(tx: Tx, first: Callable[[Tx], None], work: Callable[[Tx], T]) -> T | _Raised:
+    first(tx)
+    tx.dbapi.execute("SAVEPOINT work")
+    try:
+        result = work(tx)
+    except Exception as exc:
+        tx.dbapi.execute("ROLLBACK TO SAVEPOINT work")
+        tx.dbapi.execute("RELEASE SAVEPOINT work")
+        return _Raised(exc)
+    tx.dbapi.execute("RELEASE SAVEPOINT work")
+    return result

@@ -1,31 +1,32 @@
-"""Group commit for SQLite: one writer thread, many small write jobs, one durable commit per batch.
+"""Group commit for SQLite: the statements run on the event loop, one durable commit per batch.
 
-Every small message costs a write transaction (send, acknowledge) and every authenticated
-request records its token. With ``synchronous=FULL`` each commit is an fsync of the WAL, and
-with one transaction per request in the thread pool, requests queue on the write lock, wake
-each other and fight for the GIL: measured, most of the server's CPU per message went there
-rather than into the statements.
+Every small message costs a write transaction (send, acknowledge), and every authenticated
+request spends its token. With ``synchronous=FULL`` each commit is an fsync of the WAL. With one
+transaction per request in the thread pool, requests queued on the write lock and fought for
+the GIL: measured, most of the server's CPU per message went there rather than into the
+statements. A writer thread is little better: ``sqlite3`` releases the GIL around every
+statement, and each time the writer must win it back from the busy event loop.
 
-A ``GroupWriter`` owns one connection and one thread. Callers hand it jobs (``work(tx)``); the
-thread takes every job waiting, runs each in a savepoint of one ``BEGIN IMMEDIATE`` transaction,
-commits once, and only then reports each job's result or exception. A job that raises is
-rolled back to its savepoint and leaves the others alone; a failed commit fails every job of the
-batch. No caller hears of success before the commit that holds its write returned, so the
-durability is the same as a transaction of its own (``synchronous=FULL``: fsynced).
+So a ``GroupWriter`` runs the statements where the requests are, on the event loop: they take
+a few microseconds each. Jobs (``work(tx)``) submitted while a commit is in flight wait; then
+one ``BEGIN IMMEDIATE`` transaction runs every waiting job, each in a savepoint (a job that
+raises is rolled back to it and leaves the others alone), and only the ``COMMIT`` (the fsync) is
+handed to a thread of its own. No job hears of success before that commit returned, so the
+durability is that of a transaction of its own; a failed commit fails every job of the batch.
 
-Results go back to asyncio callers with one ``call_soon_threadsafe`` per batch and event loop,
-and to threads through a ``concurrent.futures.Future``. The writer holds the database's
-in-process write lock for each batch, so ``Database.write()`` callers (maintenance, admin) and
-the batches take turns without meeting SQLite's sleeping busy handler.
+The writer holds the database's in-process write lock from ``BEGIN`` to the end of the commit,
+so ``Database.write()`` callers in threads (maintenance, chunk uploads, admin) take turns with
+it. The loop never waits for that lock or for SQLite's lock held by another process: if either
+is taken, the batch runs in a worker thread instead, which may wait. A job submitted from
+another event loop than the one the writer is serving (tests run several) runs that way too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
-import queue
+import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,152 +39,177 @@ log = logging.getLogger(__name__)
 
 #: Jobs in one transaction at most: bounds how long the write lock is held at a time.
 MAX_BATCH = 256
+#: How long SQLite may wait for another process's write lock once a batch runs in a thread.
+BUSY_WAIT_MS = 30_000
 
 
 @dataclass(slots=True)
 class _Job(Generic[T]):
     work: Callable[[Tx], T]
-    loop: asyncio.AbstractEventLoop | None
-    future: asyncio.Future[T] | concurrent.futures.Future[T]
+    future: asyncio.Future[T]
     outcome: tuple[bool, Any] = field(default=(False, None))
-
-
-class WriterClosed(RuntimeError):
-    """The writer was closed: the job was not run."""
 
 
 class GroupWriter:
     def __init__(
-        self,
-        connect: Callable[[], Any],
-        make_tx: Callable[[Any], Tx],  # the driver connection → a Tx on it
-        lock: threading.Lock,
-        name: str = "mailroom-writer",
+        self, connect: Callable[[], Any], make_tx: Callable[[Any], Tx], lock: threading.Lock
     ) -> None:
-        self._connect = connect
-        self._make_tx = make_tx
+        self._connect = connect  # a pool connection (SQLite, usable from any thread)
+        self._make_tx = make_tx  # the driver connection → a Tx on it
         self._lock = lock
-        self._queue: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
+        self._pooled: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[_Job[Any]] = []
+        self._busy = False  # a batch is running or committing
+        self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailroom-commit")
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._started = threading.Lock()
 
-    # -- submitting -------------------------------------------------------------------------------
     def submit(self, work: Callable[[Tx], T]) -> asyncio.Future[T]:
         """Queue ``work`` from a coroutine; await the returned future for its result."""
+        if self._closed:
+            raise RuntimeError("the database writer is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._put(_Job(work, loop, future))
+        if self._loop is not loop:
+            if self._busy or self._pending:  # serving another loop: this job goes its own way
+                self._run_in_thread(loop, [_Job(work, future)])
+                return future
+            self._loop = loop
+        self._pending.append(_Job(work, future))
+        if not self._busy:
+            self._busy = True
+            loop.call_soon(self._flush)
         return future
 
-    def call(self, work: Callable[[Tx], T]) -> T:
-        """Run ``work`` in the next batch and wait for it (from a thread other than the writer's)."""
-        if threading.current_thread() is self._thread:
-            raise RuntimeError("a write job cannot wait for another write job")
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._put(_Job(work, None, future))
-        return future.result()
-
-    def _put(self, job: _Job[Any]) -> None:
-        if self._closed:
-            raise WriterClosed("the database writer is closed")
-        if not self._thread.is_alive():
-            with self._started:
-                if not self._thread.is_alive() and not self._closed:
-                    self._thread.start()
-        self._queue.put(job)
-
     def close(self) -> None:
-        """Finish the jobs already queued, then stop the thread."""
         self._closed = True
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout=30)
+        self._committer.shutdown(wait=True)
+        if self._pooled is not None:
+            self._pooled.close()
+            self._pooled = None
 
-    # -- the writer thread ------------------------------------------------------------------------
-    def _run(self) -> None:
-        pooled = self._connect()  # a pool connection, held for the thread's life
-        dbapi = pooled.driver_connection
+    # -- one batch ---------------------------------------------------------------------------------
+    def _flush(self) -> None:
+        """Run the waiting jobs (on the loop), then commit them in the commit thread."""
+        loop = self._loop
+        assert loop is not None
+        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        if not batch:
+            self._busy = False
+            return
+        if not self._lock.acquire(blocking=False):  # a thread is writing: wait there, not here
+            self._run_in_thread(loop, batch, then=self._next)
+            return
+        dbapi = self._dbapi()
+        try:
+            dbapi.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # another process holds SQLite's write lock
+            self._lock.release()
+            self._run_in_thread(loop, batch, then=self._next)
+            return
         try:
             tx = self._make_tx(dbapi)
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    return
-                batch = [first]
-                stop = self._drain(batch)
-                self._run_batch(dbapi, tx, batch)
-                _deliver(batch)
-                if stop:
-                    return
+            for job in batch:
+                job.outcome = _run_job(dbapi, tx, job)
+        except BaseException as exc:  # the transaction itself broke (not a job's own error)
+            dbapi.rollback()
+            self._lock.release()
+            for job in batch:
+                job.outcome = (False, exc)
+            _settle_all(batch)
+            self._next()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        done = loop.run_in_executor(self._committer, self._commit, dbapi)
+        done.add_done_callback(lambda _: self._committed(batch, done))
+
+    def _commit(self, dbapi: Any) -> None:
+        try:
+            dbapi.commit()
+        except BaseException:
+            dbapi.rollback()
+            raise
         finally:
-            with contextlib.suppress(Exception):
-                pooled.close()
+            self._lock.release()
 
-    def _drain(self, batch: list[_Job[Any]]) -> bool:
-        while len(batch) < MAX_BATCH:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                return False
-            if job is None:
-                return True
-            batch.append(job)
-        return False
+    def _committed(self, batch: list[_Job[Any]], done: asyncio.Future[None]) -> None:
+        error = done.exception()
+        if error is not None:
+            log.warning("write batch of %d failed: %s", len(batch), type(error).__name__)
+            for job in batch:
+                job.outcome = (False, error)
+        _settle_all(batch)
+        self._next()
 
-    def _run_batch(self, dbapi: Any, tx: Tx, batch: list[_Job[Any]]) -> None:
+    def _next(self) -> None:
+        if self._pending:
+            self._flush()
+        else:
+            self._busy = False
+
+    def _dbapi(self) -> Any:
+        if self._pooled is None:
+            self._pooled = self._connect()
+            self._pooled.driver_connection.execute("PRAGMA busy_timeout=0")  # never wait on the loop
+        return self._pooled.driver_connection
+
+    # -- the way round, in a worker thread -----------------------------------------------------
+    def _run_in_thread(
+        self, loop: asyncio.AbstractEventLoop, batch: list[_Job[Any]], then: Callable[[], None] | None = None
+    ) -> None:
+        done = loop.run_in_executor(None, self._run_blocking, batch)
+
+        def finished(_: object) -> None:
+            _settle_all(batch)
+            if then is not None:
+                then()
+
+        done.add_done_callback(finished)
+
+    def _run_blocking(self, batch: list[_Job[Any]]) -> None:
+        pooled = self._connect()
+        dbapi = pooled.driver_connection
         try:
             with self._lock:
+                dbapi.execute(f"PRAGMA busy_timeout={BUSY_WAIT_MS}")
                 dbapi.execute("BEGIN IMMEDIATE")
+                tx = self._make_tx(dbapi)
                 try:
                     for job in batch:
-                        job.outcome = self._run_job(dbapi, tx, job)
+                        job.outcome = _run_job(dbapi, tx, job)
                     dbapi.commit()
                 except BaseException:
                     dbapi.rollback()
                     raise
-        except Exception as exc:  # the batch as a whole failed (BEGIN or COMMIT): nothing is saved
+        except Exception as exc:
             log.warning("write batch of %d failed: %s", len(batch), type(exc).__name__)
             for job in batch:
                 job.outcome = (False, exc)
+        finally:
+            pooled.close()
 
-    @staticmethod
-    def _run_job(dbapi: Any, tx: Tx, job: _Job[Any]) -> tuple[bool, Any]:
-        if job.future.cancelled():
-            return (False, asyncio.CancelledError())
-        dbapi.execute("SAVEPOINT job")
-        try:
-            result = job.work(tx)
-        except Exception as exc:
-            dbapi.execute("ROLLBACK TO job")
-            dbapi.execute("RELEASE job")
-            return (False, exc)
+
+def _run_job(dbapi: Any, tx: Tx, job: _Job[Any]) -> tuple[bool, Any]:
+    if job.future.cancelled():  # its caller went away before it ran: nothing to do
+        return (False, asyncio.CancelledError())
+    dbapi.execute("SAVEPOINT job")
+    try:
+        result = job.work(tx)
+    except Exception as exc:
+        dbapi.execute("ROLLBACK TO job")
         dbapi.execute("RELEASE job")
-        return (True, result)
-
-
-def _deliver(batch: list[_Job[Any]]) -> None:
-    by_loop: dict[asyncio.AbstractEventLoop, list[_Job[Any]]] = {}
-    for job in batch:
-        if job.loop is None:
-            _settle(job)
-        else:
-            by_loop.setdefault(job.loop, []).append(job)
-    for loop, jobs in by_loop.items():
-        with contextlib.suppress(RuntimeError):  # that loop has closed: nobody is waiting
-            loop.call_soon_threadsafe(_settle_all, jobs)
+        return (False, exc)
+    dbapi.execute("RELEASE job")
+    return (True, result)
 
 
 def _settle_all(jobs: list[_Job[Any]]) -> None:
     for job in jobs:
-        _settle(job)
-
-
-def _settle(job: _Job[Any]) -> None:
-    if job.future.done():  # cancelled while it waited
-        return
-    ok, value = job.outcome
-    if ok:
-        job.future.set_result(value)
-    else:
-        job.future.set_exception(value)
+        if job.future.done():  # cancelled while it waited
+            continue
+        ok, value = job.outcome
+        if ok:
+            job.future.set_result(value)
+        else:
+            job.future.set_exception(value)

@@ -27,7 +27,7 @@ def _insert_once(dialect: str) -> ClauseElement:
 _INSERT_ONCE = Prepared(_insert_once, ["token_hash", "expires_at"])
 
 
-def record_once(conn: Connection | Tx, token_hash: str, expires_at: datetime) -> bool:
+def record_once(conn: Connection | Tx, token_hash: str, expires_at: datetime, *, alone: bool = True) -> bool:
     """Record a token; False if it was already recorded (a replay).
 
     ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` (SQLite and PostgreSQL): a row comes back
@@ -37,11 +37,11 @@ def record_once(conn: Connection | Tx, token_hash: str, expires_at: datetime) ->
     (Not the row count: SQLAlchemy does not keep it for INSERT on PostgreSQL, where it reads -1.)
     """
     tx = Tx.of(conn)
-    if not tx.sqlite:
-        # Every authenticated request records its token: on PostgreSQL this commit need not
-        # wait for the WAL flush (as tokens.db runs with synchronous=NORMAL on SQLite). A crash
-        # loses at most the last moments' entries, which only reopens a replay window for
+    if alone and not tx.sqlite:
+        # A transaction that only records a token need not wait for PostgreSQL's WAL flush: a
+        # crash loses at most the last moments' entries, which only reopens a replay window for
         # tokens seconds old; the write is still atomic, so concurrent replays stay refused.
+        # Never when the transaction also writes a message (``alone=False``): that must be durable.
         tx.execute(_ASYNC_COMMIT, {})
     return tx.first(_INSERT_ONCE, {"token_hash": token_hash, "expires_at": expires_at}) is not None
 

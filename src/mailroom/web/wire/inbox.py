@@ -16,6 +16,7 @@ from mailroom.errors import ValidationFailed
 from mailroom.ids import normalise_message_id, require_message_id
 from mailroom.services.authentication import MailboxPrincipal
 from mailroom.services.receiving import Download
+from mailroom.storage.hot import Tx
 from mailroom.web.deps import (
     ChunkNumber,
     Principal,
@@ -218,9 +219,15 @@ def _gzip(stream: Iterator[bytes]) -> Iterator[bytes]:
 @router.put("/messageexchange/{mailbox}/inbox/{message_id}/status/acknowledged")
 async def acknowledge(request: Request, mailbox: str, message_id: str) -> Response:
     services = get_container(request)
-    principal = await services.auth.authenticate_async(request.headers.get("authorization"), mailbox)
-    wanted = require_message_id(message_id)
-    await services.receiving.acknowledge_async(principal, wanted)
+    credentials = await services.auth.verify_async(request.headers.get("authorization"), mailbox)
+
+    def acknowledge_in(tx: Tx, principal: MailboxPrincipal) -> str:
+        wanted = require_message_id(message_id)
+        services.receiving.acknowledge_in(tx, principal, wanted)
+        return wanted
+
+    # the token is spent and the message acknowledged in one group-commit job
+    wanted = await services.auth.write_as(credentials, acknowledge_in)
     if version_of(request) is ApiVersion.V2:
         return Response(status_code=200)
     return JSONResponse({"messageId": wanted})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, TypeVar
 
 import anyio
@@ -11,7 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from mailroom.errors import MessageNotFound, PayloadTooLarge, ValidationFailed
+from mailroom.errors import MailroomError, MessageNotFound, PayloadTooLarge, ValidationFailed
 from mailroom.ids import normalise_message_id, require_message_id
 from mailroom.web.deps import (
     BodyBridge,
@@ -64,21 +65,44 @@ async def request_body(request: Request, max_bytes: int, message_id: str | None 
 
 @router.post("/messageexchange/{mailbox}/outbox", status_code=202)
 async def send_message(request: Request, mailbox: str) -> JSONResponse:
-    """Authenticate and check the headers before reading any of the body (a caller without a
-    valid token must not make the server wait for or buffer anything), then store it: in one
-    go when small, else streamed to storage."""
+    """Verify the token and check the headers before reading any of the body (a caller without a
+    valid token must not make the server wait for or buffer anything), then store it.
+
+    A body small enough to live in its row is read (uvicorn has buffered that much already),
+    then the token is spent and the message recorded in one group-commit job; a replayed token
+    is refused there, before anything is written. Larger bodies spend the token first, then
+    stream to storage."""
     services = get_container(request)
-    principal = await services.auth.authenticate_async(request.headers.get("authorization"), mailbox)
-    send = mex.parse_send(request.headers, services.settings)
-    size = declared_size(request, services.settings.max_chunk_bytes)
+    credentials = await services.auth.verify_async(request.headers.get("authorization"), mailbox)
+    try:
+        send = mex.parse_send(request.headers, services.settings)
+        size = declared_size(request, services.settings.max_chunk_bytes)
+    except MailroomError:
+        await services.auth.spend_async(credentials)  # a replay is refused as such
+        raise
+    if size is not None and services.sending.records_in_row(size):
+        body = await request.body()
+        if services.sending.records_in_row(len(body)):
+            work = partial(services.sending.send_in, request=send, body=body)
+            message = await services.auth.write_as(credentials, work)
+            return _accepted(request, message.message_id)
+        await services.auth.spend_async(credentials)
+        message = await run_in_threadpool(services.sending.send, credentials.principal, send, [body])
+        return _accepted(request, message.message_id)
+    await services.auth.spend_async(credentials)
     if size is not None and size <= SMALL_BODY:
-        message = await services.sending.send_async(principal, send, await request.body())
+        body_list = [await request.body()]
+        message = await run_in_threadpool(services.sending.send, credentials.principal, send, body_list)
     else:
-        plan = await run_in_threadpool(services.sending.plan_send, principal, send)
+        plan = await run_in_threadpool(services.sending.plan_send, credentials.principal, send)
         stream = BodyBridge(request.stream())
         message = await in_upload_thread(request, services.sending.store_first_chunk, plan, stream)
+    return _accepted(request, message.message_id)
+
+
+def _accepted(request: Request, message_id: str) -> JSONResponse:
     key = "message_id" if version_of(request) is ApiVersion.V2 else "messageID"
-    return JSONResponse({key: message.message_id}, status_code=202)
+    return JSONResponse({key: message_id}, status_code=202)
 
 
 @router.post("/messageexchange/{mailbox}/outbox/{message_id}/{chunk_no}", status_code=202)

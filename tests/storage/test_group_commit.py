@@ -1,0 +1,168 @@
+"""The SQLite group-commit writer (storage.group_commit) through Database.write_async."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from mailroom.storage.db import Database, create_database
+from mailroom.storage.hot import Tx
+
+
+@pytest.fixture
+def db(tmp_path: Path):
+    database = create_database(f"sqlite:///{tmp_path / 'group.db'}")
+    with database.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE)")
+        conn.exec_driver_sql("CREATE TABLE parents (id INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql(
+            "CREATE TABLE children (id INTEGER PRIMARY KEY, "
+            "parent INTEGER REFERENCES parents(id) DEFERRABLE INITIALLY DEFERRED)"
+        )
+    yield database
+    database.dispose()
+
+
+def names(path: Path) -> list[str]:
+    """What another connection (another process, say) sees committed."""
+    with sqlite3.connect(path) as conn:
+        return [row[0] for row in conn.execute("SELECT name FROM items ORDER BY name")]
+
+
+def insert(name: str):
+    def work(tx: Tx) -> str:
+        tx.dbapi.execute("INSERT INTO items (name) VALUES (?)", (name,))
+        return name
+
+    return work
+
+
+def fail_after_insert(name: str):
+    def work(tx: Tx) -> None:
+        tx.dbapi.execute("INSERT INTO items (name) VALUES (?)", (name,))
+        raise LookupError(name)
+
+    return work
+
+
+def db_path(db: Database) -> Path:
+    return Path(str(db.engine.url.database))
+
+
+def test_every_job_is_committed_when_its_caller_hears_of_it(db):
+    async def main() -> None:
+        results = await asyncio.gather(*(db.write_async(insert(f"n{i:03}")) for i in range(300)))
+        assert results == [f"n{i:03}" for i in range(300)]
+        assert len(names(db_path(db))) == 300  # committed, visible to another connection
+
+    asyncio.run(main())
+
+
+def test_a_failing_job_is_rolled_back_alone(db):
+    async def main() -> None:
+        # submitted together, so they share a batch (the flush runs once the loop is free)
+        outcomes = await asyncio.gather(
+            db.write_async(insert("a")),
+            db.write_async(fail_after_insert("b")),
+            db.write_async(insert("c")),
+            db.write_async(insert("a")),  # a duplicate: IntegrityError, for this job only
+            return_exceptions=True,
+        )
+        assert outcomes[0] == "a"
+        assert isinstance(outcomes[1], LookupError)
+        assert outcomes[2] == "c"
+        assert isinstance(outcomes[3], sqlite3.IntegrityError)
+
+    asyncio.run(main())
+    assert names(db_path(db)) == ["a", "c"]
+
+
+def test_a_failed_commit_fails_every_job_of_its_batch(db):
+    def orphan(tx: Tx) -> None:  # a deferred foreign key: fails at COMMIT, not before
+        tx.dbapi.execute("INSERT INTO children (parent) VALUES (42)")
+
+    async def main() -> list[object]:
+        return await asyncio.gather(
+            db.write_async(insert("x")), db.write_async(orphan), return_exceptions=True
+        )
+
+    outcomes = asyncio.run(main())
+    assert all(isinstance(outcome, sqlite3.IntegrityError) for outcome in outcomes), outcomes
+    assert names(db_path(db)) == []
+
+
+def test_first_is_kept_when_work_fails(db):
+    async def main() -> None:
+        with pytest.raises(LookupError):
+            await db.write_async(fail_after_insert("work"), first=insert("first"))
+        with pytest.raises(sqlite3.IntegrityError):  # first fails: work never runs
+            await db.write_async(insert("never"), first=insert("first"))
+
+    asyncio.run(main())
+    assert names(db_path(db)) == ["first"]
+
+
+def test_the_loop_does_not_wait_while_a_thread_holds_the_write_lock(db):
+    """A write transaction in a thread (maintenance, an upload) holds the lock; the batch waits
+    in a worker thread and the loop goes on serving (else this test would hang: the thread
+    lets go only after the loop has run something else)."""
+    loop_ran = threading.Event()
+    holding = threading.Event()
+
+    def hold() -> None:
+        with db.write() as conn:
+            conn.exec_driver_sql("INSERT INTO items (name) VALUES ('thread')")
+            holding.set()
+            assert loop_ran.wait(timeout=30)
+
+    async def main() -> None:
+        thread = threading.Thread(target=hold)
+        thread.start()
+        await asyncio.to_thread(holding.wait)
+        job = asyncio.ensure_future(db.write_async(insert("loop")))
+        await asyncio.sleep(0)  # the flush finds the lock taken
+        await asyncio.sleep(0)
+        loop_ran.set()
+        assert await job == "loop"
+        await asyncio.to_thread(thread.join)
+
+    asyncio.run(main())
+    assert names(db_path(db)) == ["loop", "thread"]
+
+
+def test_the_loop_does_not_wait_for_another_process_holding_sqlites_lock(db):
+    other = sqlite3.connect(db_path(db), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO items (name) VALUES ('other')")
+
+    async def main() -> None:
+        job = asyncio.ensure_future(db.write_async(insert("loop")))
+        await asyncio.sleep(0.05)  # the loop is free while the job waits for SQLite's lock
+        assert not job.done()
+        other.execute("COMMIT")
+        assert await job == "loop"
+
+    try:
+        asyncio.run(main())
+    finally:
+        other.close()
+    assert names(db_path(db)) == ["loop", "other"]
+
+
+def test_jobs_from_a_second_event_loop_run_too(db):
+    """Tests and tools may drive one Database from several loops, one after another or at once."""
+
+    async def burst(prefix: str) -> list[str]:
+        return await asyncio.gather(*(db.write_async(insert(f"{prefix}{i}")) for i in range(50)))
+
+    threads = [threading.Thread(target=asyncio.run, args=(burst(p),)) for p in "xyz"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    asyncio.run(burst("w"))
+    assert len(names(db_path(db))) == 200
