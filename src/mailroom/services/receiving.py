@@ -16,6 +16,7 @@ from sqlalchemy import Connection
 from mailroom.clock import Clock
 from mailroom.domain.messages import Message, MessageStatus, WorkflowFilter
 from mailroom.errors import Forbidden, Gone, MessageNotFound, ValidationFailed
+from mailroom.ids import require_message_id
 from mailroom.services.authentication import MailboxPrincipal
 from mailroom.settings import AfterAck, Settings
 from mailroom.storage.db import Database
@@ -195,14 +196,17 @@ class ReceivingService:
         with self._db.hot_write() as tx:
             self.acknowledge_in(tx, principal, message_id)
 
-    def acknowledge_in(self, tx: Tx, principal: MailboxPrincipal, message_id: str) -> None:
-        """``acknowledge`` inside a write transaction someone else ends."""
+    def acknowledge_in(self, tx: Tx, principal: MailboxPrincipal, message_id: str) -> str:
+        """``acknowledge`` inside a write transaction someone else ends, for a message id as a
+        client gave it (checked here); returns the id normalised."""
+        message_id = require_message_id(message_id)
         message = messages.get(tx, message_id, for_update=True)
         if message is None:
             raise MessageNotFound(message_id=message_id)
         if message.recipient.mailbox_id != principal.mailbox_id:
             raise Forbidden(message_id=message_id)
         messages.acknowledge(tx, message_id, self._clock.now())
+        return message_id
 
     def recent(
         self,

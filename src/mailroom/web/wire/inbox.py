@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -16,7 +17,6 @@ from mailroom.errors import ValidationFailed
 from mailroom.ids import normalise_message_id, require_message_id
 from mailroom.services.authentication import MailboxPrincipal
 from mailroom.services.receiving import Download
-from mailroom.storage.hot import Tx
 from mailroom.web.deps import (
     ChunkNumber,
     Principal,
@@ -220,14 +220,9 @@ def _gzip(stream: Iterator[bytes]) -> Iterator[bytes]:
 async def acknowledge(request: Request, mailbox: str, message_id: str) -> Response:
     services = get_container(request)
     credentials = await services.auth.verify_async(request.headers.get("authorization"), mailbox)
-
-    def acknowledge_in(tx: Tx, principal: MailboxPrincipal) -> str:
-        wanted = require_message_id(message_id)
-        services.receiving.acknowledge_in(tx, principal, wanted)
-        return wanted
-
     # the token is spent and the message acknowledged in one group-commit job
-    wanted = await services.auth.write_as(credentials, acknowledge_in)
+    work = partial(services.receiving.acknowledge_in, message_id=message_id)
+    wanted = await services.auth.write_as(credentials, work)
     if version_of(request) is ApiVersion.V2:
         return Response(status_code=200)
     return JSONResponse({"messageId": wanted})
