@@ -28,7 +28,14 @@ REQUESTS = [
 
 
 def scope(method: str, path: str) -> dict[str, object]:
-    return {"type": "http", "method": method, "path": path, "root_path": "", "headers": [], "query_string": b""}
+    return {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "root_path": "",
+        "headers": [],
+        "query_string": b"",
+    }
 
 
 def flat_routes(routes):
