@@ -95,7 +95,7 @@ def test_clock_window(offset, inside):
         "abcdefghijkl",
         "2026030110301",
         "202603011030\n",
-        "２０２６０３０１１０３０",  # full-width digits
+        "".join(chr(0xFF10 + int(digit)) for digit in "202603011030"),  # full-width digits
     ],
 )
 def test_unparseable_timestamps_are_outside_any_window(stamp):
