@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
+import os
 from datetime import UTC, datetime
 
 import pytest
@@ -50,3 +54,104 @@ def test_no_directory_appears_until_the_body_has_streamed(tmp_path):
 
     store.put(chunk_key(message_id, 1), body())
     assert list(store.message_ids()) == [message_id]
+
+
+def _body(size: int, piece: int = 100_003) -> list[bytes]:
+    """``size`` bytes of varied content in pieces that never line up with the write buffers."""
+    data = hashlib.sha256(str(size).encode()).digest() * (size // 32 + 1)
+    return [data[at : min(at + piece, size)] for at in range(0, size, piece)]
+
+
+def _direct_io_works(path) -> bool:
+    probe = path / "probe"
+    probe.touch()
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_DIRECT))
+    except OSError:
+        return False
+    return True
+
+
+SIZES = [0, 1, filesystem.ALIGN - 1, filesystem.BUFFER, filesystem.BUFFER + 1, 3 * filesystem.BUFFER + 12_345]
+
+
+@pytest.mark.parametrize("direct_io", [True, False], ids=["direct", "page-cache"])
+@pytest.mark.parametrize("size", SIZES)
+def test_every_size_round_trips_whole_with_its_size_and_sha256(tmp_path, direct_io, size):
+    store = FilesystemPayloadStore(tmp_path, direct_io=direct_io)
+    key = chunk_key(new_message_id(datetime(2026, 1, 1, tzinfo=UTC)), 1)
+    body = _body(size)
+    stored = store.put(key, iter(body))
+    expected = b"".join(body)
+    assert (stored.size, stored.sha256) == (size, hashlib.sha256(expected).hexdigest())
+    assert b"".join(store.open(key)) == expected
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.fixture
+def writes(monkeypatch) -> list[tuple[bool, int, int]]:
+    """Every write the store makes: (through an O_DIRECT descriptor?, offset, length)."""
+    calls: list[tuple[bool, int, int]] = []
+    real = os.pwrite
+
+    def record(fd, data, offset):
+        calls.append((bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT), offset, len(data)))
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", record)
+    return calls
+
+
+def test_full_buffers_go_past_the_page_cache_and_the_rest_through_it(tmp_path, writes):
+    if not _direct_io_works(tmp_path):
+        pytest.skip("this filesystem refuses O_DIRECT")
+    store = FilesystemPayloadStore(tmp_path)
+    buffer = filesystem.BUFFER
+    store.put(chunk_key(new_message_id(datetime(2026, 1, 1, tzinfo=UTC)), 1), _body(2 * buffer + 10))
+    assert sorted(writes) == [(False, 2 * buffer, 10), (True, 0, buffer), (True, buffer, buffer)]
+
+
+def test_with_direct_io_off_no_write_is_direct(tmp_path, writes):
+    store = FilesystemPayloadStore(tmp_path, direct_io=False)
+    store.put(chunk_key(new_message_id(datetime(2026, 1, 1, tzinfo=UTC)), 1), _body(3 * filesystem.BUFFER))
+    assert [direct for direct, _offset, _length in writes] == [False] * 3
+
+
+def test_a_direct_write_the_filesystem_refuses_is_made_through_the_page_cache(tmp_path, monkeypatch):
+    """Some filesystems open with O_DIRECT and then refuse the write (EINVAL): the same bytes
+    go through the ordinary descriptor, and so does every later write."""
+    refused: list[int] = []
+    real = os.pwrite
+
+    def picky(fd, data, offset):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            refused.append(offset)
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", picky)
+    if not _direct_io_works(tmp_path):
+        pytest.skip("this filesystem refuses O_DIRECT")
+    store = FilesystemPayloadStore(tmp_path)
+    key = chunk_key(new_message_id(datetime(2026, 1, 1, tzinfo=UTC)), 1)
+    body = _body(3 * filesystem.BUFFER + 7)
+    assert store.put(key, body).size == 3 * filesystem.BUFFER + 7
+    assert b"".join(store.open(key)) == b"".join(body)
+    assert refused == [0]
+
+
+def test_a_failed_write_fails_the_put_and_leaves_nothing(tmp_path, monkeypatch):
+    real = os.pwrite
+
+    def full(fd, data, offset):
+        if offset >= filesystem.BUFFER:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, "pwrite", full)
+    store = FilesystemPayloadStore(tmp_path)
+    key = chunk_key(new_message_id(datetime(2026, 1, 1, tzinfo=UTC)), 1)
+    with pytest.raises(OSError, match="No space"):
+        store.put(key, _body(4 * filesystem.BUFFER))
+    assert list(store.message_ids()) == []
+    assert list((tmp_path / "tmp").iterdir()) == []

@@ -9,7 +9,7 @@ authentication and the service call share one worker-thread call, one hop per re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 import anyio.from_thread
@@ -76,25 +76,3 @@ Version = Annotated[ApiVersion, Depends(api_version)]
 #: A chunk number in a path: 1 or more (validated after authentication, as FastAPI solves
 #: dependencies before it reports parameter errors).
 ChunkNumber = Annotated[int, Path(ge=1)]
-
-
-class BodyBridge(Iterator[bytes]):
-    """Lets a worker thread pull an async request body piece by piece (constant memory)."""
-
-    def __init__(self, stream: AsyncIterator[bytes]) -> None:
-        self._stream = stream
-
-    def __iter__(self) -> BodyBridge:
-        return self
-
-    def __next__(self) -> bytes:
-        while True:
-            try:
-                piece = anyio.from_thread.run(self._next)
-            except StopAsyncIteration:
-                raise StopIteration from None
-            if piece:
-                return piece
-
-    async def _next(self) -> bytes:
-        return await self._stream.__anext__()

@@ -10,7 +10,7 @@ from mailroom.storage.payloads.filesystem import FilesystemPayloadStore
 def create_payload_store(settings: Settings) -> PayloadStore:
     if settings.payload_store == PayloadBackend.S3:
         return _s3_store(settings)
-    return FilesystemPayloadStore(settings.data_dir / "payloads")
+    return FilesystemPayloadStore(settings.data_dir / "payloads", direct_io=settings.payload_direct_io)
 
 
 def _s3_store(settings: Settings) -> PayloadStore:

@@ -1,14 +1,27 @@
-"""Payloads as files: temp file + fsync + rename, directories fsynced, paths never from clients."""
+"""Payloads as files: temp file + fsync + rename, directories fsynced, paths never from clients.
+
+A payload is gathered into two aligned buffers (``BUFFER`` each): while a writer thread writes
+one, the other fills. On Linux the full buffers go to the disk with ``O_DIRECT``, past the page
+cache: on this project's benchmark machine the kernel spends about 1.7 s of CPU per GiB copying
+into the page cache and writing it back, against well under 0.1 s for direct writes, and the
+fsync before the 202 then has almost nothing left to wait for. The last, partial buffer goes
+through the page cache (no padding, no truncation), and one fsync covers both. Where the
+filesystem refuses ``O_DIRECT`` (tmpfs, some network filesystems), or with
+``MAILROOM_PAYLOAD_DIRECT_IO=false``, every write is an ordinary one.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import mmap
 import os
 import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -17,11 +30,21 @@ from mailroom.ids import is_generated_id
 from mailroom.storage.payloads.base import InvalidKey, PayloadMissing, StoredPayload, check_key
 
 READ_SIZE = 256 * 1024
+#: Each of a payload's two write buffers. Measured with bench/ (1 GiB in 75 MiB chunks): 1 MiB
+#: buffers gave 310-400 MB/s, 2 MiB 390-500 MB/s, 4 MiB no more.
+BUFFER = 2 * 1024 * 1024
+#: O_DIRECT wants buffer addresses, lengths and file offsets in multiples of the block size.
+ALIGN = 4096
+_O_DIRECT: int = getattr(os, "O_DIRECT", 0)
+#: Threads that write full buffers, shared by every upload; an upload has at most one write
+#: in flight, so a busy pool slows uploads down but never holds more memory.
+_WRITERS = ThreadPoolExecutor(4, thread_name_prefix="mailroom-payload-write")
 
 
 class FilesystemPayloadStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, direct_io: bool = True) -> None:
         self.root = root.resolve()
+        self._direct_io = direct_io and bool(_O_DIRECT)
         self._objects = self.root / "objects"
         self._tmp = self.root / "tmp"
         self._objects.mkdir(parents=True, exist_ok=True)
@@ -35,17 +58,12 @@ class FilesystemPayloadStore:
 
     def put(self, key: str, data: Iterable[bytes]) -> StoredPayload:
         final = self._path(key)
-        digest = hashlib.sha256()
-        size = 0
         fd, tmp_name = _mkstemp(self._tmp)
         try:
-            with os.fdopen(fd, "wb") as handle:
+            with _PayloadFile(fd, tmp_name, direct=self._direct_io) as out:
                 for piece in data:
-                    handle.write(piece)
-                    digest.update(piece)
-                    size += len(piece)
-                handle.flush()
-                os.fsync(handle.fileno())
+                    out.write(piece)
+                size, sha256 = out.finish()
             # Directories are made only now, after the body: a message directory without a
             # database row is an orphan to the sweep, and an upload may stream for a long time.
             self._make_dirs(final.parent)
@@ -55,7 +73,7 @@ class FilesystemPayloadStore:
                 os.unlink(tmp_name)
             raise
         _fsync_dir(final.parent)
-        return StoredPayload(size=size, sha256=digest.hexdigest())
+        return StoredPayload(size=size, sha256=sha256)
 
     def _make_dirs(self, path: Path) -> None:
         """Create ``path`` and any missing parent under objects/, each new entry fsynced."""
@@ -108,6 +126,89 @@ class FilesystemPayloadStore:
                     entry.unlink()
                     removed += 1
         return removed
+
+
+class _PayloadFile:
+    """Writes a new file (open as ``fd``, named ``path``) and hashes it; ``finish`` makes it durable."""
+
+    def __init__(self, fd: int, path: str, *, direct: bool) -> None:
+        self._fd = fd
+        self._direct: int | None = None
+        if direct:
+            with contextlib.suppress(OSError):  # refused by this filesystem: ordinary writes
+                self._direct = os.open(path, os.O_WRONLY | os.O_CLOEXEC | _O_DIRECT)
+        self._memory = mmap.mmap(-1, 2 * BUFFER)  # page-aligned, as O_DIRECT needs
+        whole = memoryview(self._memory)
+        self._buffers = (whole[:BUFFER], whole[BUFFER:])
+        whole.release()
+        self._filling = 0  # which buffer
+        self._fill = 0  # bytes in it
+        self._offset = 0  # where in the file it goes
+        self._writing: Future[None] | None = None
+        self._digest = hashlib.sha256()
+
+    def __enter__(self) -> _PayloadFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._writing is not None:
+                wait([self._writing])  # its error, if any, was raised by finish() or is moot
+        finally:
+            for buffer in self._buffers:
+                buffer.release()
+            self._memory.close()
+            if self._direct is not None:
+                os.close(self._direct)
+            os.close(self._fd)
+
+    def write(self, piece: bytes) -> None:
+        self._digest.update(piece)
+        rest = memoryview(piece)
+        while rest:
+            buffer = self._buffers[self._filling]
+            taken = rest[: BUFFER - self._fill]
+            buffer[self._fill : self._fill + len(taken)] = taken
+            self._fill += len(taken)
+            rest = rest[len(taken) :]
+            if self._fill == BUFFER:
+                self._wait_for_writer()
+                self._writing = _WRITERS.submit(self._write_full, buffer, self._offset)
+                self._offset += BUFFER
+                self._filling ^= 1
+                self._fill = 0
+
+    def finish(self) -> tuple[int, str]:
+        """Write the rest and fsync; the file's size and SHA-256."""
+        self._wait_for_writer()
+        _pwrite_all(self._fd, self._buffers[self._filling][: self._fill], self._offset)
+        os.fsync(self._fd)
+        return self._offset + self._fill, self._digest.hexdigest()
+
+    def _wait_for_writer(self) -> None:
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            writing.result()
+
+    def _write_full(self, buffer: memoryview, offset: int) -> None:
+        """In a writer thread. A direct write the filesystem refuses is made again, and every
+        later one made, through the ordinary file descriptor."""
+        if self._direct is not None:
+            try:
+                _pwrite_all(self._direct, buffer, offset)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                os.close(self._direct)
+                self._direct = None
+        _pwrite_all(self._fd, buffer, offset)
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        written = os.pwrite(fd, data, offset)
+        data, offset = data[written:], offset + written
 
 
 def _read(handle: BinaryIO) -> Iterator[bytes]:

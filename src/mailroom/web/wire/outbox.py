@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import partial
 from typing import Any, TypeVar
 
@@ -15,7 +15,6 @@ from starlette.concurrency import run_in_threadpool
 from mailroom.errors import MailroomError, MessageNotFound, PayloadTooLarge, ValidationFailed
 from mailroom.ids import normalise_message_id, require_message_id
 from mailroom.web.deps import (
-    BodyBridge,
     ChunkNumber,
     Principal,
     Services,
@@ -23,6 +22,7 @@ from mailroom.web.deps import (
     get_container,
     version_of,
 )
+from mailroom.web.streaming import read_ahead
 from mailroom.web.wire import headers as mex
 from mailroom.web.wire.media import V2_TYPE, ApiVersion
 from mailroom.web.wire.paging import rich_page
@@ -47,6 +47,12 @@ async def in_upload_thread(request: Request, func: Callable[..., T], *args: Any)
     return await anyio.to_thread.run_sync(func, *args, limiter=limiter)
 
 
+async def store_streamed(request: Request, func: Callable[..., T], *args: Any) -> T:
+    """``func(*args, body)`` in an upload thread, the body read ahead on the loop meanwhile."""
+    async with read_ahead(request.stream()) as body:
+        return await in_upload_thread(request, func, *args, body)
+
+
 def declared_size(request: Request, max_bytes: int, message_id: str | None = None) -> int | None:
     """The Content-Length, refused with 413 when over ``max_bytes``; None when not given."""
     declared = request.headers.get("content-length", "")
@@ -54,13 +60,6 @@ def declared_size(request: Request, max_bytes: int, message_id: str | None = Non
     if size is not None and size > max_bytes:
         raise PayloadTooLarge(message_id=message_id)
     return size
-
-
-async def request_body(request: Request, max_bytes: int, message_id: str | None = None) -> Iterable[bytes]:
-    size = declared_size(request, max_bytes, message_id)
-    if size is not None and size <= SMALL_BODY:
-        return [await request.body()]
-    return BodyBridge(request.stream())
 
 
 @router.post("/messageexchange/{mailbox}/outbox", status_code=202)
@@ -95,8 +94,7 @@ async def send_message(request: Request, mailbox: str) -> JSONResponse:
         message = await run_in_threadpool(services.sending.send, credentials.principal, send, body_list)
     else:
         plan = await run_in_threadpool(services.sending.plan_send, credentials.principal, send)
-        stream = BodyBridge(request.stream())
-        message = await in_upload_thread(request, services.sending.store_first_chunk, plan, stream)
+        message = await store_streamed(request, services.sending.store_first_chunk, plan)
     return _accepted(request, message.message_id)
 
 
@@ -121,8 +119,12 @@ async def send_chunk(
     if normalise_message_id(message_id) is None:
         raise MessageNotFound(message_id=wanted)
     plan = await run_in_threadpool(services.sending.plan_chunk, principal, wanted, chunk, encoding)
-    body = await request_body(request, plan.max_bytes, wanted)
-    await in_upload_thread(request, services.sending.store_chunk, principal, plan, body)
+    size = declared_size(request, plan.max_bytes, wanted)
+    if size is not None and size <= SMALL_BODY:
+        body = [await request.body()]
+        await in_upload_thread(request, services.sending.store_chunk, principal, plan, body)
+    else:
+        await store_streamed(request, services.sending.store_chunk, principal, plan)
     if version is ApiVersion.V2:
         return JSONResponse({"message_id": wanted}, status_code=202)
     return JSONResponse({"messageID": wanted, "blockID": chunk_no}, status_code=202)

@@ -1,0 +1,86 @@
+"""A request body read ahead on the event loop while a worker thread stores it.
+
+A large upload is stored by a worker thread (hashing and writing block), while its bytes arrive
+on the event loop. If the thread asked the loop for each piece in turn, the two would take
+turns: uvicorn stops reading the socket once it holds 64 KiB that nobody has asked for, so no
+byte would arrive while the thread hashed or wrote, and the thread would sit idle while the loop
+read. Here a task on the loop keeps reading into a short queue (``READ_AHEAD`` pieces, each at
+most about 320 KiB: uvicorn's 64 KiB mark plus one 256 KiB socket read), and the thread takes
+everything queued in one hop. One upload so holds at most ``2 * READ_AHEAD + 1`` pieces here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+
+import anyio.from_thread
+
+#: Pieces queued ahead of the storing thread.
+READ_AHEAD = 4
+
+
+class _End:
+    """Marks the end of the body in the queue (with the error that ended it, if any)."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+class BodyPump(Iterator[bytes]):
+    """Iterate in a worker thread over a body that a task on the loop reads ahead.
+
+    Use only through :func:`read_ahead`, which starts the reading task and stops it when the
+    thread is done (or gave up: a body over its limit is not read to the end).
+    """
+
+    def __init__(self, stream: AsyncIterator[bytes], ahead: int = READ_AHEAD) -> None:
+        self._stream = stream
+        self._queue: asyncio.Queue[bytes | _End] = asyncio.Queue(ahead)
+        self._taken: deque[bytes | _End] = deque()
+
+    async def pump(self) -> None:
+        try:
+            async for piece in self._stream:
+                if piece:
+                    await self._queue.put(piece)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a client that went away: the thread hears of it at its next piece
+            await self._queue.put(_End(exc))
+            return
+        await self._queue.put(_End())
+
+    async def _take(self) -> list[bytes | _End]:
+        taken = [await self._queue.get()]
+        while not self._queue.empty():
+            taken.append(self._queue.get_nowait())
+        return taken
+
+    def __iter__(self) -> BodyPump:
+        return self
+
+    def __next__(self) -> bytes:
+        if not self._taken:
+            self._taken.extend(anyio.from_thread.run(self._take))
+        piece = self._taken[0]
+        if isinstance(piece, _End):  # left in place: asking again gives the same answer
+            if piece.error is not None:
+                raise piece.error
+            raise StopIteration
+        self._taken.popleft()
+        return piece
+
+
+@contextlib.asynccontextmanager
+async def read_ahead(stream: AsyncIterator[bytes]) -> AsyncIterator[BodyPump]:
+    """A :class:`BodyPump` over ``stream``, its reading task stopped on the way out."""
+    body = BodyPump(stream)
+    task = asyncio.get_running_loop().create_task(body.pump())
+    try:
+        yield body
+    finally:
+        task.cancel()
+        await asyncio.wait([task])  # the task's own cancellation is not raised here
