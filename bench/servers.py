@@ -57,9 +57,22 @@ def proc_status(pid: int, name: str) -> int:
 
 
 def proc_cpu_seconds(pid: int) -> float:
-    """User + system CPU the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User + system CPU the process has used so far (0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a server's worker processes)."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                found += process_tree(int(child))
+    return found
 
 
 @dataclass
@@ -117,10 +130,13 @@ class Server(abc.ABC):
         return self.process.pid
 
     def cpu_seconds(self) -> float:
-        return proc_cpu_seconds(self.pid)
+        """CPU used so far by the server's processes (its workers included; a worker that has
+        exited is no longer counted, and none does while a phase runs)."""
+        return sum(proc_cpu_seconds(pid) for pid in process_tree(self.pid))
 
     def rss(self) -> int:
-        return proc_status(self.pid, "VmRSS")
+        """Resident memory of the server's processes, summed."""
+        return sum(proc_status(pid, "VmRSS") for pid in process_tree(self.pid))
 
     @abc.abstractmethod
     def prepare(self) -> None:

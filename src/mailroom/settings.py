@@ -42,6 +42,8 @@ DEFAULT_HEADER_LIMITS: Mapping[str, int] = {
 
 #: Payload keys hold chunk numbers of at most six digits (``storage.payloads.base.chunk_key``).
 MAX_CHUNKS_LIMIT = 999_999
+#: Server processes at most (`workers`).
+MAX_WORKERS = 64
 
 
 class SettingsError(ValueError):
@@ -97,6 +99,11 @@ class Settings:
     )
     host: str = _help("Address `mailroom serve` listens on.", default="127.0.0.1")
     port: int = _help("Port `mailroom serve` listens on.", default=8700)
+    workers: int = _help(
+        "Server processes `mailroom serve` runs, sharing its port. One event loop keeps one core "
+        "busy; more processes use more cores (on SQLite they take turns at its write lock).",
+        default=1,
+    )
     tls_cert: str = _help("PEM certificate (chain) to serve HTTPS with; empty serves plain HTTP.", default="")
     tls_key: str = _help("PEM private key of `tls_cert`.", default="")
     tls_client_ca: str = _help("PEM CA bundle used to verify client certificates (mutual TLS).", default="")
@@ -298,6 +305,8 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("inline_payload_bytes must be 0 or more")
     if settings.max_chunks > MAX_CHUNKS_LIMIT:
         raise SettingsError(f"max_chunks must be at most {MAX_CHUNKS_LIMIT} (payload keys hold 6 digits)")
+    if not 1 <= settings.workers <= MAX_WORKERS:
+        raise SettingsError(f"workers must be from 1 to {MAX_WORKERS}")
     if settings.db_pool_size < 1 or settings.db_max_overflow < 0:
         raise SettingsError("db_pool_size must be at least 1 and db_max_overflow at least 0")
     if bool(settings.tls_cert) != bool(settings.tls_key):

@@ -41,7 +41,7 @@ MIB = 1024 * 1024
 
 #: Every path the server may create under its data directory, relative to it.
 SERVER_PATHS = re.compile(
-    r"^((mailroom|tokens)\.db(-wal|-shm|-journal)?"
+    r"^((mailroom|tokens)\.db(-wal|-shm|-journal|\.lock)?"
     r"|payloads|payloads/objects|payloads/tmp"
     r"|payloads/tmp/upload-[A-Za-z0-9_]+"
     r"|payloads/objects/\d{8}"

@@ -11,6 +11,7 @@ import pytest
 
 from mailroom.storage.db import Database, create_database
 from mailroom.storage.hot import Tx
+from mailroom.storage.write_lock import WriteLock, lock_path_for
 
 
 @pytest.fixture
@@ -107,8 +108,8 @@ def test_first_is_kept_when_work_fails(db):
 
 
 def test_the_loop_does_not_wait_while_a_thread_holds_the_write_lock(db):
-    """A write transaction in a thread (maintenance, an upload) holds the lock; the batch waits
-    in a worker thread and the loop goes on serving (else this test would hang: the thread
+    """A write transaction in a thread (maintenance, an upload) holds the lock; the commit
+    thread waits for it and the loop goes on serving (else this test would hang: the thread
     lets go only after the loop has run something else)."""
     loop_ran = threading.Event()
     holding = threading.Event()
@@ -151,6 +152,26 @@ def test_the_loop_does_not_wait_for_another_process_holding_sqlites_lock(db):
     finally:
         other.close()
     assert names(db_path(db)) == ["loop", "other"]
+
+
+def test_a_batch_waits_for_another_process_holding_the_write_lock_without_blocking_the_loop(db):
+    """Another server process (``serve --workers``) is writing: it holds the flock beside the
+    database. The batch runs once that process lets go, and the loop serves meanwhile."""
+    other = WriteLock(lock_path_for(db.engine.url.database))
+    other.acquire()
+
+    async def main() -> None:
+        job = asyncio.ensure_future(db.write_async(insert("loop")))
+        await asyncio.sleep(0.05)  # the loop is free while the job waits
+        assert not job.done()
+        other.release()
+        assert await job == "loop"
+
+    try:
+        asyncio.run(main())
+    finally:
+        other.close()
+    assert names(db_path(db)) == ["loop"]
 
 
 def test_jobs_from_a_second_event_loop_run_too(db):

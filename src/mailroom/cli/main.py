@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import ssl
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from mailroom.container import Container, build_container
 from mailroom.domain.mailboxes import Mailbox, normalise_mailbox_id
 from mailroom.errors import MailroomError, ValidationFailed
 from mailroom.services.mailboxes import parse_jsonl
-from mailroom.settings import Settings, SettingsError, load_settings
+from mailroom.settings import ENV_PREFIX, MAX_WORKERS, Settings, SettingsError, load_settings
 
 data_dir_option = click.option(
     "--data-dir",
@@ -80,19 +79,27 @@ def cli() -> None:
     default=None,
     help="Serve mesh-sandbox's unauthenticated /admin test endpoints.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, MAX_WORKERS),
+    default=None,
+    help="Server processes sharing the port [default: $MAILROOM_WORKERS or 1].",
+)
 def serve(**options: Any) -> None:
     """Serve the MESH API (HTTP, or HTTPS with --tls-cert/--tls-key)."""
     import uvicorn
 
-    from mailroom.web.app import create_app
+    from mailroom.web.app import ENTRY_POINT, configure_logging, create_app
 
     settings = settings_from(**options)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(settings)
+    app: Any = ENTRY_POINT
     try:
-        app = create_app(settings)
+        if settings.workers == 1:
+            app = create_app(settings)
+        else:  # migrate and make the shared key once, here; each worker then builds its own app
+            build_container(settings).close()
+            os.environ.update(as_environment(options, settings))
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     tls: dict[str, Any] = {}
@@ -112,12 +119,25 @@ def serve(**options: Any) -> None:
     click.echo(f"shared key (the NHSMESH HMAC key clients need) from {key_source}")
     uvicorn.run(
         app,
+        factory=settings.workers > 1,
+        workers=settings.workers,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
         **tls,
     )
+
+
+def as_environment(options: dict[str, Any], settings: Settings) -> dict[str, str]:
+    """The command line's settings as ``MAILROOM_*`` variables, for worker processes to read."""
+    env: dict[str, str] = {}
+    for name, value in options.items():
+        if value is not None:
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            env[ENV_PREFIX + name.upper()] = text
+    env[ENV_PREFIX + "DATA_DIR"] = str(settings.data_dir.resolve())
+    return env
 
 
 @cli.group()

@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from mailroom.storage.group_commit import GroupWriter
 from mailroom.storage.hot import Tx
+from mailroom.storage.write_lock import WriteLock, lock_path_for
 
 _WRITE = "mailroom_write"
 T = TypeVar("T")
@@ -32,13 +33,17 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
-        # SQLite has one writer at a time. Queueing writers of this process on a lock is far
-        # cheaper than letting them spin in SQLite's busy handler (which sleeps up to 100 ms).
-        lock = threading.Lock()
-        self._write_lock = lock if self.is_sqlite else contextlib.nullcontext()
+        # SQLite has one writer at a time. Queueing writers on a lock (within this process and
+        # across processes, see storage.write_lock) is far cheaper than letting them spin in
+        # SQLite's busy handler (which sleeps up to 100 ms).
+        self._lock: WriteLock | None = None
+        self._write_lock: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
         self._writer: GroupWriter | None = None
         if self.is_sqlite:
-            self._writer = GroupWriter(engine.raw_connection, lambda dbapi: Tx(dbapi, engine.dialect), lock)
+            self._lock = self._write_lock = WriteLock(lock_path_for(engine.url.database))
+            self._writer = GroupWriter(
+                engine.raw_connection, lambda dbapi: Tx(dbapi, engine.dialect), self._lock
+            )
         self._thread_reader = threading.local()
         self._readers: list[Any] = []  # every thread's reader connection, closed by dispose()
         self._readers_lock = threading.Lock()
@@ -153,6 +158,8 @@ class Database:
             with contextlib.suppress(Exception):
                 pooled.close()
         self.engine.dispose()
+        if self._lock is not None:
+            self._lock.close()
 
 
 def create_database(

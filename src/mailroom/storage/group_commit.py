@@ -14,11 +14,14 @@ raises is rolled back to it and leaves the others alone), and only the ``COMMIT`
 handed to a thread of its own. No job hears of success before that commit returned, so the
 durability is that of a transaction of its own; a failed commit fails every job of the batch.
 
-The writer holds the database's in-process write lock from ``BEGIN`` to the end of the commit,
-so ``Database.write()`` callers in threads (maintenance, chunk uploads, admin) take turns with
-it. The loop never waits for that lock or for SQLite's lock held by another process: if either
-is taken, the batch runs in a worker thread instead, which may wait. A job submitted from
-another event loop than the one the writer is serving (tests run several) runs that way too.
+The writer holds the database's write lock (``storage.write_lock``: a thread lock and an
+``flock`` shared with other processes) from ``BEGIN`` to the end of the commit, so
+``Database.write()`` callers in threads (maintenance, chunk uploads, admin) and other server
+processes take turns with it. The loop never waits for a lock: when the write lock is taken, the
+commit thread waits for it and the batch then runs on the loop as usual. If SQLite's own lock is
+held all the same (a program that does not use the write lock), the batch runs in a worker
+thread instead, which may wait. A job submitted from another event loop than the one the writer
+is serving (tests run several) runs that way too.
 """
 
 from __future__ import annotations
@@ -27,12 +30,12 @@ import asyncio
 import concurrent.futures
 import logging
 import sqlite3
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from mailroom.storage.hot import Tx
+from mailroom.storage.write_lock import WriteLock
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -51,9 +54,7 @@ class _Job(Generic[T]):
 
 
 class GroupWriter:
-    def __init__(
-        self, connect: Callable[[], Any], make_tx: Callable[[Any], Tx], lock: threading.Lock
-    ) -> None:
+    def __init__(self, connect: Callable[[], Any], make_tx: Callable[[Any], Tx], lock: WriteLock) -> None:
         self._connect = connect  # a pool connection (SQLite, usable from any thread)
         self._make_tx = make_tx  # the driver connection → a Tx on it
         self._lock = lock
@@ -93,17 +94,33 @@ class GroupWriter:
         """Run the waiting jobs (on the loop), then commit them in the commit thread."""
         loop = self._loop
         assert loop is not None
-        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-        if not batch:
+        if not self._pending:
             self._busy = False
             return
-        if not self._lock.acquire(blocking=False):  # a thread is writing: wait there, not here
-            self._run_in_thread(loop, batch, then=self._next)
+        if self._lock.acquire(blocking=False):
+            self._write(loop)
             return
+        # Another thread or process is writing. The commit thread is idle (one batch at a time):
+        # it waits for the lock, and the batch then runs here as usual.
+        waited = loop.run_in_executor(self._committer, self._lock.acquire)
+        waited.add_done_callback(
+            lambda _: self._write(loop) if waited.exception() is None else self._fail(waited)
+        )
+
+    def _fail(self, waited: asyncio.Future[Any]) -> None:
+        batch, self._pending = self._pending, []
+        for job in batch:
+            job.outcome = (False, waited.exception())
+        _settle_all(batch)
+        self._busy = False
+
+    def _write(self, loop: asyncio.AbstractEventLoop) -> None:
+        """With the write lock held: up to MAX_BATCH jobs in one transaction, committed in the thread."""
+        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         dbapi = self._dbapi()
         try:
             dbapi.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:  # another process holds SQLite's write lock
+        except sqlite3.OperationalError:  # a process that does not use the WriteLock is writing
             self._lock.release()
             self._run_in_thread(loop, batch, then=self._next)
             return

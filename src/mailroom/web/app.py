@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ from starlette.types import Receive, Scope, Send
 
 from mailroom import __version__
 from mailroom.container import Container, build_container
-from mailroom.settings import Settings
+from mailroom.settings import Settings, load_settings
 from mailroom.web import errors, health, hot_routes, sandbox
 from mailroom.web.wire import handshake, inbox, lookup, openapi, outbox
 
@@ -64,6 +65,24 @@ class MailroomApp(FastAPI):
             return
         scope["app"] = self
         await hot_routes.serve(found, scope, receive, send)
+
+
+#: What ``mailroom serve --workers N`` gives uvicorn: each worker process calls it to build its
+#: own app from the ``MAILROOM_*`` variables the command set (after migrating, once).
+ENTRY_POINT = "mailroom.web.app:app_from_environment"
+
+
+def app_from_environment() -> FastAPI:
+    settings = load_settings(os.environ)
+    configure_logging(settings)
+    return create_app(settings)
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def create_app(settings: Settings, container: Container | None = None) -> FastAPI:
