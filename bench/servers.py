@@ -38,6 +38,11 @@ SENDER = "ALICE"
 DEEP = "DEEP"
 
 
+def workers_name(workers: int) -> str:
+    """The results' name for Mailroom run with ``--workers``."""
+    return f"mailroom --workers {workers}"
+
+
 def recipients(count: int) -> list[str]:
     return [f"BOB{n:02d}" for n in range(count)]
 
@@ -202,6 +207,12 @@ def clone_ids(total: int, start: datetime, *, mesh_ids: bool = True) -> list[tup
 class Mailroom(Server):
     name = "mailroom"
 
+    def __init__(self, root: Path, port: int, receivers: int, workers: int = 1) -> None:
+        super().__init__(root, port, receivers)
+        self.workers = workers
+        if workers > 1:
+            self.name = workers_name(workers)
+
     @property
     def data_dir(self) -> Path:
         return self.root / "data"
@@ -225,6 +236,7 @@ class Mailroom(Server):
 
     def argv_env(self) -> tuple[list[str], dict[str, str]]:
         argv = [sys.executable, "-m", "mailroom", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        argv += ["--workers", str(self.workers)]
         return [*argv, "--data-dir", str(self.data_dir)], self.env()
 
     def seed_deep_inbox(self, total: int) -> float:
