@@ -165,10 +165,11 @@ class Settings:
         default=64 * 1024,
     )
     payload_direct_io: bool = _help(
-        "Write payload files with `O_DIRECT` (Linux), past the page cache: on the benchmark "
-        "machine this took a 1 GiB upload from about 1.7 s of kernel CPU per GiB to under 0.1 s. "
-        "Falls back to ordinary writes where the filesystem refuses it. Turn off where the page "
-        "cache is faster than the disk for you (a network filesystem, a tiny VM disk).",
+        "Write and read payload files with `O_DIRECT` (Linux), past the page cache: on the "
+        "benchmark machine this took a 1 GiB upload from about 1.7 s of kernel CPU per GiB to "
+        "under 0.1 s, and uploads from 125-235 MB/s to 420-510 MB/s. Falls back to ordinary I/O "
+        "where the filesystem refuses it. Off, recent uploads are downloaded from memory while "
+        "the page cache holds them (a network filesystem, or a disk slower than copying).",
         default=True,
     )
     max_message_bytes: int = _help(

@@ -155,3 +155,40 @@ def test_a_failed_write_fails_the_put_and_leaves_nothing(tmp_path, monkeypatch):
         store.put(key, _body(4 * filesystem.BUFFER))
     assert list(store.message_ids()) == []
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_downloads_read_past_the_page_cache(tmp_path, monkeypatch):
+    if not _direct_io_works(tmp_path):
+        pytest.skip("this filesystem refuses O_DIRECT")
+    store = FilesystemPayloadStore(tmp_path)
+    key = chunk_key(new_message_id(datetime(2026, 1, 1, tzinfo=UTC)), 1)
+    body = _body(2 * filesystem.DIRECT_READ + 5)
+    store.put(key, body)
+    reads: list[bool] = []
+    real = os.preadv
+
+    def record(fd, buffers, offset):
+        reads.append(bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT))
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(os, "preadv", record)
+    assert b"".join(store.open(key)) == b"".join(body)
+    assert reads == [True, True, True]  # two whole buffers, then the 5-byte end
+
+
+def test_a_direct_read_the_filesystem_refuses_goes_on_the_ordinary_way(tmp_path, monkeypatch):
+    if not _direct_io_works(tmp_path):
+        pytest.skip("this filesystem refuses O_DIRECT")
+    store = FilesystemPayloadStore(tmp_path)
+    key = chunk_key(new_message_id(datetime(2026, 1, 1, tzinfo=UTC)), 1)
+    body = _body(3 * filesystem.DIRECT_READ + 12_345)
+    store.put(key, body)
+    real = os.preadv
+
+    def picky(fd, buffers, offset):
+        if offset >= filesystem.DIRECT_READ:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(os, "preadv", picky)
+    assert b"".join(store.open(key)) == b"".join(body)

@@ -5,9 +5,11 @@ one, the other fills. On Linux the full buffers go to the disk with ``O_DIRECT``
 cache: on this project's benchmark machine the kernel spends about 1.7 s of CPU per GiB copying
 into the page cache and writing it back, against well under 0.1 s for direct writes, and the
 fsync before the 202 then has almost nothing left to wait for. The last, partial buffer goes
-through the page cache (no padding, no truncation), and one fsync covers both. Where the
-filesystem refuses ``O_DIRECT`` (tmpfs, some network filesystems), or with
-``MAILROOM_PAYLOAD_DIRECT_IO=false``, every write is an ordinary one.
+through the page cache (no padding, no truncation), and one fsync covers both. Downloads read
+with ``O_DIRECT`` too, 1 MiB at a time: reading blocks written past the cache through it cost
+the same VM's kernel 3.4 s of CPU per GiB. Where the filesystem refuses ``O_DIRECT`` (tmpfs,
+some network filesystems), or with ``MAILROOM_PAYLOAD_DIRECT_IO=false``, every read and write
+is an ordinary one.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ READ_SIZE = 256 * 1024
 BUFFER = 2 * 1024 * 1024
 #: O_DIRECT wants buffer addresses, lengths and file offsets in multiples of the block size.
 ALIGN = 4096
+#: Each read of a download made with O_DIRECT (measured: 512 KiB gave 350-400 MB/s, 1 MiB 540-610).
+DIRECT_READ = 1024 * 1024
 _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 #: Threads that write full buffers, shared by every upload; an upload has at most one write
 #: in flight, so a busy pool slows uploads down but never holds more memory.
@@ -85,8 +89,18 @@ class FilesystemPayloadStore:
         _fsync_dir(path.parent)
 
     def open(self, key: str) -> Iterator[bytes]:
+        path = self._path(key)
+        if self._direct_io:
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _O_DIRECT)
+            except FileNotFoundError:
+                raise PayloadMissing(key) from None
+            except OSError:  # refused by this filesystem: the ordinary way below
+                pass
+            else:
+                return _read_direct(fd, path)
         try:
-            handle = open(self._path(key), "rb")  # noqa: SIM115 - closed by the generator
+            handle = open(path, "rb")  # noqa: SIM115 - closed by the generator
         except FileNotFoundError:
             raise PayloadMissing(key) from None
         return _read(handle)
@@ -215,6 +229,36 @@ def _read(handle: BinaryIO) -> Iterator[bytes]:
     with handle:
         while piece := handle.read(READ_SIZE):
             yield piece
+
+
+def _read_direct(fd: int, path: Path) -> Iterator[bytes]:
+    """Read with O_DIRECT into one aligned buffer, each piece a copy of it. The kernel's own
+    reading of blocks just written past its cache was slow on the benchmark VM and took much of
+    its CPU; direct reads of 1 MiB took little. A read the filesystem refuses (EINVAL) goes on
+    the ordinary way from where it stopped."""
+    buffer = mmap.mmap(-1, DIRECT_READ)
+    offset = 0
+    try:
+        while True:
+            try:
+                count = os.preadv(fd, [buffer], offset)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                with open(path, "rb") as handle:
+                    handle.seek(offset)
+                    while piece := handle.read(READ_SIZE):
+                        yield piece
+                return
+            if not count:
+                return
+            yield buffer[:count]
+            offset += count
+            if count % ALIGN:  # a short read ends at the end of the file
+                return
+    finally:
+        buffer.close()
+        os.close(fd)
 
 
 def _mkstemp(directory: Path) -> tuple[int, str]:

@@ -22,7 +22,6 @@ from mailroom.web.deps import (
     Principal,
     Services,
     Version,
-    authenticated,
     get_container,
     version_of,
 )
@@ -42,7 +41,8 @@ GUNZIP_STEP = 1024 * 1024
 @router.get("/messageexchange/{mailbox}/inbox")
 async def list_inbox(request: Request, mailbox: str) -> JSONResponse:
     services = get_container(request)
-    return await authenticated(request, mailbox, _list_inbox, request, services, version_of(request))
+    principal = await services.auth.authenticate_async(request.headers.get("authorization"), mailbox)
+    return await run_in_threadpool(_list_inbox, principal, request, services, version_of(request))
 
 
 def _list_inbox(

@@ -79,19 +79,18 @@ async def send_message(request: Request, mailbox: str) -> JSONResponse:
     except MailroomError:
         await services.auth.spend_async(credentials)  # a replay is refused as such
         raise
+    body: bytes | None = None
     if size is not None and services.sending.records_in_row(size):
         body = await request.body()
         if services.sending.records_in_row(len(body)):
             work = partial(services.sending.send_in, request=send, body=body)
             message = await services.auth.write_as(credentials, work)
             return _accepted(request, message.message_id)
-        await services.auth.spend_async(credentials)
-        message = await run_in_threadpool(services.sending.send, credentials.principal, send, [body])
-        return _accepted(request, message.message_id)
     await services.auth.spend_async(credentials)
-    if size is not None and size <= SMALL_BODY:
-        body_list = [await request.body()]
-        message = await run_in_threadpool(services.sending.send, credentials.principal, send, body_list)
+    if body is None and size is not None and size <= SMALL_BODY:
+        body = await request.body()
+    if body is not None:
+        message = await run_in_threadpool(services.sending.send, credentials.principal, send, [body])
     else:
         plan = await run_in_threadpool(services.sending.plan_send, credentials.principal, send)
         message = await store_streamed(request, services.sending.store_first_chunk, plan)
