@@ -200,10 +200,10 @@ class ReceivingService:
         """``acknowledge`` inside a write transaction someone else ends, for a message id as a
         client gave it (checked here); returns the id normalised."""
         message_id = require_message_id(message_id)
-        message = messages.get(tx, message_id, for_update=True)
-        if message is None:
+        recipient = messages.recipient_for_update(tx, message_id)
+        if recipient is None:
             raise MessageNotFound(message_id=message_id)
-        if message.recipient.mailbox_id != principal.mailbox_id:
+        if recipient != principal.mailbox_id:
             raise Forbidden(message_id=message_id)
         messages.acknowledge(tx, message_id, self._clock.now())
         return message_id

@@ -51,6 +51,13 @@ _MESSAGE_BY_ID_FOR_UPDATE = Prepared(
         else select(messages).where(messages.c.message_id == bindparam("id"))
     )
 )
+_RECIPIENT_FOR_UPDATE = Prepared(
+    lambda dialect: (
+        select(messages.c.recipient_id).where(messages.c.message_id == bindparam("id")).with_for_update()
+        if dialect != "sqlite"
+        else select(messages.c.recipient_id).where(messages.c.message_id == bindparam("id"))
+    )
+)
 _CHUNK_COLUMNS_OUT = (chunks.c.chunk_no, chunks.c.size, chunks.c.sha256, chunks.c.payload_key, chunks.c.data)
 _CHUNK_BY_NO = Prepared(
     lambda _: select(*_CHUNK_COLUMNS_OUT).where(
@@ -211,6 +218,15 @@ def get(conn: Connection | Tx, message_id: str, *, for_update: bool = False) -> 
     stmt = _MESSAGE_BY_ID_FOR_UPDATE if for_update else _MESSAGE_BY_ID
     row = Tx.of(conn).first(stmt, {"id": message_id})
     return to_message(NamedRow(_MESSAGE_COLUMNS, row)) if row else None
+
+
+def recipient_for_update(conn: Connection | Tx, message_id: str) -> str | None:
+    """The recipient of a message (None if there is none), its row locked on PostgreSQL: all an
+    acknowledgement needs to know, without reading and mapping the whole row."""
+    if not storable(message_id):
+        return None
+    row = Tx.of(conn).first(_RECIPIENT_FOR_UPDATE, {"id": message_id})
+    return str(row[0]) if row else None
 
 
 def add_event(
