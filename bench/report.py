@@ -43,12 +43,16 @@ def chart(results: dict[str, Any], path: Path = CHART) -> None:
     colours[workers_server(results) or "-"] = "#5fa8c4"
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
 
-    def bars(ax: Any, labels: list[str], values: dict[str, list[float]], title: str, unit: str) -> None:
+    def bars(
+        ax: Any, labels: list[str], values: dict[str, list[float | None]], title: str, unit: str
+    ) -> None:
         width = 0.76 / len(values)
         for offset, name in enumerate(values):
             xs = [i + (offset - (len(values) - 1) / 2) * width for i in range(len(labels))]
-            rects = ax.bar(xs, values[name], width, label=name, color=colours[name])
-            ax.bar_label(rects, fmt="%.4g", fontsize=7 if len(values) > 2 else 8)
+            heights = [value or 0 for value in values[name]]
+            rects = ax.bar(xs, heights, width, label=name, color=colours[name])
+            texts = ["" if value is None else f"{value:.4g}" for value in values[name]]  # None: not run
+            ax.bar_label(rects, labels=texts, fontsize=7 if len(values) > 2 else 8)
         ax.set_xticks(range(len(labels)), labels)
         ax.set_title(title)
         ax.set_ylabel(unit)
@@ -62,8 +66,8 @@ def chart(results: dict[str, Any], path: Path = CHART) -> None:
                 n: [
                     servers[n]["small"]["send"]["per_second"],
                     servers[n]["small"]["receive"]["per_second"],
-                    servers[n].get("mesh_client", {}).get("send", {}).get("per_second", 0),
-                    servers[n].get("mesh_client", {}).get("receive", {}).get("per_second", 0),
+                    servers[n].get("mesh_client", {}).get("send", {}).get("per_second"),
+                    servers[n].get("mesh_client", {}).get("receive", {}).get("per_second"),
                 ]
                 for n in small_names(results)
             },
@@ -421,11 +425,11 @@ def document(results: dict[str, Any]) -> str:
                 else ""
             )
             + ". Mailroom fsyncs each chunk before its 202 and hashes it as it streams; the upload "
-            "rate against those baselines shows what is left to the server. Mailroom writes "
-            "payload files with O_DIRECT, so its downloads read them from the disk: on this VM "
-            "the first read of freshly written blocks is slow and costs the kernel much CPU "
+            "rate against those baselines shows what is left to the server. Mailroom writes and "
+            "reads payload files with O_DIRECT, so its downloads come from the disk, not from "
+            "memory"
             + (
-                f"(a plain read of a file just written so: "
+                f" (a plain read of a file just written with O_DIRECT: "
                 f"{results['disk']['first_read_after_direct_write_mb_s']:,} MB/s)"
                 if results["disk"].get("first_read_after_direct_write_mb_s")
                 else ""
@@ -563,18 +567,22 @@ WHERE_THE_TIME_GOES = [
     "130-200 MB/s; with O_DIRECT and one buffer 340-370 MB/s; with two 420-510 MB/s, and 2.0-2.4 "
     "s of server CPU per GiB. Of that, SHA-256 (OpenSSL, 1.33 GB/s on this CPU) is 0.8 s and the "
     "kernel's socket receive 0.6-0.9 s; the load generator spends 1.2-1.5 s per GiB on its own "
-    "hashing and sending. Together that keeps most of the two cores busy: the upload is now "
-    "limited by CPU spent in C and in the kernel, not by the disk or by Python's interpreter.",
+    "hashing and sending. The upload is now limited by CPU spent in C and in the kernel, on two "
+    "cores it shares with the load generator, more than by the disk or Python's interpreter. "
+    "Blocks written past the page cache are then read from the disk, and reading them through "
+    "the page cache cost this VM's kernel 3.4 s of CPU per GiB (downloads 205-290 MB/s); "
+    "downloads now read with O_DIRECT too, 1 MiB at a time: 540-610 MB/s.",
     "- Third round, more processes. `mailroom serve --workers 2` was slower than one process "
     "(send 1,300-1,430 msg/s, receive 760-860) while the second process waited in SQLite's busy "
     "handler, which sleeps between tries. With every writer queueing on an `flock` beside the "
     "database (`storage/write_lock.py`), which wakes the next writer at once: send 1,750-2,100, "
     "receive 1,060-1,080 msg/s, against 1,560-1,800 and 950-1,130 for one process in the same "
-    "runs. Receiving gains little: each received message waits for two commits (the download's "
-    "spent token, then the acknowledgement), and with 16 connections that waiting, not the CPU, "
-    "sets much of the pace. Answering a download before its token's commit (as PostgreSQL's "
-    "asynchronous commit of a lone token allows) was tried and measured no faster on this "
-    "machine, so it was not kept.",
+    "runs. Receiving gains little, and not for waiting on commits: answering a download before "
+    "its spent token's commit (as PostgreSQL's asynchronous commit of a lone token allows) was "
+    "tried and measured no faster, so it was not kept. The two processes used about 1.2 cores "
+    "and the load generator 0.3-0.4; on this VM the rest went to the kernel and to time the "
+    "host took back (steal up to 19% in some runs). An acknowledgement now reads only the "
+    "message's recipient instead of the whole row.",
     "- What is left: one process's event loop is the limit for small messages (one core busy; "
     "the second is shared by the load generator, the commit thread and the kernel). Of the "
     "loop's time, uvicorn's HTTP parsing and response writing take about a third (it checks "
