@@ -62,14 +62,17 @@ def _body(size: int, piece: int = 100_003) -> list[bytes]:
     return [data[at : min(at + piece, size)] for at in range(0, size, piece)]
 
 
-def _direct_io_works(path) -> bool:
+def _new_key() -> str:
+    return chunk_key(new_message_id(datetime(2026, 1, 1, tzinfo=UTC)), 1)
+
+
+def _skip_without_direct_io(path) -> None:
     probe = path / "probe"
     probe.touch()
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_DIRECT))
     except OSError:
-        return False
-    return True
+        pytest.skip("this filesystem refuses O_DIRECT")
 
 
 SIZES = [0, 1, filesystem.ALIGN - 1, filesystem.BUFFER, filesystem.BUFFER + 1, 3 * filesystem.BUFFER + 12_345]
@@ -79,7 +82,7 @@ SIZES = [0, 1, filesystem.ALIGN - 1, filesystem.BUFFER, filesystem.BUFFER + 1, 3
 @pytest.mark.parametrize("size", SIZES)
 def test_every_size_round_trips_whole_with_its_size_and_sha256(tmp_path, direct_io, size):
     store = FilesystemPayloadStore(tmp_path, direct_io=direct_io)
-    key = chunk_key(new_message_id(datetime(2026, 1, 1, tzinfo=UTC)), 1)
+    key = _new_key()
     body = _body(size)
     stored = store.put(key, iter(body))
     expected = b"".join(body)
@@ -103,17 +106,16 @@ def writes(monkeypatch) -> list[tuple[bool, int, int]]:
 
 
 def test_full_buffers_go_past_the_page_cache_and_the_rest_through_it(tmp_path, writes):
-    if not _direct_io_works(tmp_path):
-        pytest.skip("this filesystem refuses O_DIRECT")
+    _skip_without_direct_io(tmp_path)
     store = FilesystemPayloadStore(tmp_path)
     buffer = filesystem.BUFFER
-    store.put(chunk_key(new_message_id(datetime(2026, 1, 1, tzinfo=UTC)), 1), _body(2 * buffer + 10))
+    store.put(_new_key(), _body(2 * buffer + 10))
     assert sorted(writes) == [(False, 2 * buffer, 10), (True, 0, buffer), (True, buffer, buffer)]
 
 
 def test_with_direct_io_off_no_write_is_direct(tmp_path, writes):
     store = FilesystemPayloadStore(tmp_path, direct_io=False)
-    store.put(chunk_key(new_message_id(datetime(2026, 1, 1, tzinfo=UTC)), 1), _body(3 * filesystem.BUFFER))
+    store.put(_new_key(), _body(3 * filesystem.BUFFER))
     assert [direct for direct, _offset, _length in writes] == [False] * 3
 
 
@@ -130,10 +132,9 @@ def test_a_direct_write_the_filesystem_refuses_is_made_through_the_page_cache(tm
         return real(fd, data, offset)
 
     monkeypatch.setattr(os, "pwrite", picky)
-    if not _direct_io_works(tmp_path):
-        pytest.skip("this filesystem refuses O_DIRECT")
+    _skip_without_direct_io(tmp_path)
     store = FilesystemPayloadStore(tmp_path)
-    key = chunk_key(new_message_id(datetime(2026, 1, 1, tzinfo=UTC)), 1)
+    key = _new_key()
     body = _body(3 * filesystem.BUFFER + 7)
     assert store.put(key, body).size == 3 * filesystem.BUFFER + 7
     assert b"".join(store.open(key)) == b"".join(body)
@@ -150,7 +151,7 @@ def test_a_failed_write_fails_the_put_and_leaves_nothing(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "pwrite", full)
     store = FilesystemPayloadStore(tmp_path)
-    key = chunk_key(new_message_id(datetime(2026, 1, 1, tzinfo=UTC)), 1)
+    key = _new_key()
     with pytest.raises(OSError, match="No space"):
         store.put(key, _body(4 * filesystem.BUFFER))
     assert list(store.message_ids()) == []
@@ -158,10 +159,9 @@ def test_a_failed_write_fails_the_put_and_leaves_nothing(tmp_path, monkeypatch):
 
 
 def test_downloads_read_past_the_page_cache(tmp_path, monkeypatch):
-    if not _direct_io_works(tmp_path):
-        pytest.skip("this filesystem refuses O_DIRECT")
+    _skip_without_direct_io(tmp_path)
     store = FilesystemPayloadStore(tmp_path)
-    key = chunk_key(new_message_id(datetime(2026, 1, 1, tzinfo=UTC)), 1)
+    key = _new_key()
     body = _body(2 * filesystem.DIRECT_READ + 5)
     store.put(key, body)
     reads: list[bool] = []
@@ -177,10 +177,9 @@ def test_downloads_read_past_the_page_cache(tmp_path, monkeypatch):
 
 
 def test_a_direct_read_the_filesystem_refuses_goes_on_the_ordinary_way(tmp_path, monkeypatch):
-    if not _direct_io_works(tmp_path):
-        pytest.skip("this filesystem refuses O_DIRECT")
+    _skip_without_direct_io(tmp_path)
     store = FilesystemPayloadStore(tmp_path)
-    key = chunk_key(new_message_id(datetime(2026, 1, 1, tzinfo=UTC)), 1)
+    key = _new_key()
     body = _body(3 * filesystem.DIRECT_READ + 12_345)
     store.put(key, body)
     real = os.preadv
