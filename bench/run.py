@@ -443,7 +443,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--first-page-repeats", type=int, default=20)
     parser.add_argument(
-        "--rounds", type=int, default=2, help="rounds of the small-message phases, servers alternating"
+        "--rounds", type=int, default=3, help="rounds of the small-message phases, servers alternating"
     )
     parser.add_argument("--disk-probe-mib", type=int, default=512)
     parser.add_argument(
