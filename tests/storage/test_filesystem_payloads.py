@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import gc
 import hashlib
 import os
 from datetime import UTC, datetime
@@ -191,3 +192,17 @@ def test_a_direct_read_the_filesystem_refuses_goes_on_the_ordinary_way(tmp_path,
 
     monkeypatch.setattr(os, "preadv", picky)
     assert b"".join(store.open(key)) == b"".join(body)
+
+
+@pytest.mark.parametrize("direct_io", [True, False], ids=["direct", "page-cache"])
+def test_a_payload_opened_and_never_read_leaves_no_descriptor_open(tmp_path, direct_io):
+    """A response abandoned before its body starts drops the opened payload unread."""
+    store = FilesystemPayloadStore(tmp_path, direct_io=direct_io)
+    key = _new_key()
+    store.put(key, _body(10_000))
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        opened = store.open(key)
+        del opened
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) == before

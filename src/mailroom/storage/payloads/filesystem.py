@@ -92,13 +92,15 @@ class FilesystemPayloadStore:
         path = self._path(key)
         if self._direct_io:
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | _O_DIRECT)
+                # a file object, not a bare descriptor: closed when collected even if the
+                # generator below never starts (a response abandoned before its body)
+                raw = open(path, "rb", buffering=0, opener=_open_direct)  # noqa: SIM115
             except FileNotFoundError:
                 raise PayloadMissing(key) from None
             except OSError:  # refused by this filesystem: the ordinary way below
                 pass
             else:
-                return _read_direct(fd, path)
+                return _read_direct(raw, path)
         try:
             handle = open(path, "rb")  # noqa: SIM115 - closed by the generator
         except FileNotFoundError:
@@ -231,7 +233,11 @@ def _read(handle: BinaryIO) -> Iterator[bytes]:
             yield piece
 
 
-def _read_direct(fd: int, path: Path) -> Iterator[bytes]:
+def _open_direct(path: str, flags: int) -> int:
+    return os.open(path, flags | _O_DIRECT)
+
+
+def _read_direct(raw: BinaryIO, path: Path) -> Iterator[bytes]:
     """Read with O_DIRECT into one aligned buffer, each piece a copy of it. The kernel's own
     reading of blocks just written past its cache was slow on the benchmark VM and took much of
     its CPU; direct reads of 1 MiB took little. A read the filesystem refuses (EINVAL) goes on
@@ -241,7 +247,7 @@ def _read_direct(fd: int, path: Path) -> Iterator[bytes]:
     try:
         while True:
             try:
-                count = os.preadv(fd, [buffer], offset)
+                count = os.preadv(raw.fileno(), [buffer], offset)
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise
@@ -258,7 +264,7 @@ def _read_direct(fd: int, path: Path) -> Iterator[bytes]:
                 return
     finally:
         buffer.close()
-        os.close(fd)
+        raw.close()
 
 
 def _mkstemp(directory: Path) -> tuple[int, str]:
