@@ -46,8 +46,6 @@ class BodyPump(Iterator[bytes]):
             async for piece in self._stream:
                 if piece:
                     await self._queue.put(piece)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # a client that went away: the thread hears of it at its next piece
             await self._queue.put(_End(exc))
             return
