@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.soak                  # 50 clients, 5 minutes
     .venv/bin/python -m bench.soak --minutes 0.5    # a short run
+    .venv/bin/python -m bench.soak --workers 2      # against two server processes
 
 Each client has its own mailbox and one keep-alive connection (``bench/loadgen.py``). It sends
 a message (1 B to 64 KiB of random bytes) to the next client's mailbox, then lists its own
@@ -151,15 +152,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-rss-growth-mib", type=float, default=20.0, help="fail above this after warm-up"
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="serve with `mailroom serve --workers N` (RSS summed)"
+    )
     parser.add_argument("--dir", default=None)
     parser.add_argument("--output", default=None, help="also write the summary JSON here")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mailroom-soak-", dir=args.dir) as tmp:
-        server = Mailroom(Path(tmp), free_port(), args.clients)
+        server = Mailroom(Path(tmp), free_port(), args.clients, workers=args.workers)
         server.prepare()
         server.start()
         try:
             summary = asyncio.run(soak(server, args.clients, args.minutes * 60, args.sample_every))
+            summary["workers"] = args.workers
         finally:
             server.stop()
     text = json.dumps(summary, indent=2)
