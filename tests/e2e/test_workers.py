@@ -7,6 +7,8 @@ is refused at the other.
 
 from __future__ import annotations
 
+import os
+import signal
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -68,3 +70,21 @@ def test_a_token_spent_at_one_worker_is_refused_at_the_other(start_server: Start
                 response = client.get("/messageexchange/BOB/inbox", headers={"authorization": token})
                 outcomes.append(response.status_code)
     assert outcomes == [200, 403] * 10
+
+
+def alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status  # a zombie has exited
+
+
+def test_workers_stop_when_their_supervisor_is_killed(start_server: StartServer) -> None:
+    """SIGKILL (or the OOM killer) takes the supervisor without a chance to stop its workers;
+    they notice and stop themselves rather than serve on as orphans holding the port."""
+    server = start_server(env={"MAILROOM_WORKERS": "2"})
+    wait_for(lambda: len(workers_of(server.pid)) >= 3, what="two workers and a resource tracker")
+    children = workers_of(server.pid)
+    os.kill(server.pid, signal.SIGKILL)  # the supervisor alone, not its process group
+    wait_for(lambda: not any(alive(pid) for pid in children), timeout=30, what="the workers to stop")

@@ -89,7 +89,7 @@ def serve(**options: Any) -> None:
     """Serve the MESH API (HTTP, or HTTPS with --tls-cert/--tls-key)."""
     import uvicorn
 
-    from mailroom.web.app import ENTRY_POINT, configure_logging, create_app
+    from mailroom.web.app import ENTRY_POINT, SUPERVISOR_PID, configure_logging, create_app
 
     settings = settings_from(**options)
     configure_logging(settings)
@@ -100,6 +100,7 @@ def serve(**options: Any) -> None:
         else:  # migrate and make the shared key once, here; each worker then builds its own app
             build_container(settings).close()
             os.environ.update(as_environment(options, settings))
+            os.environ[SUPERVISOR_PID] = str(os.getpid())
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
     tls: dict[str, Any] = {}

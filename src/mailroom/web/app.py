@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -70,12 +72,32 @@ class MailroomApp(FastAPI):
 #: What ``mailroom serve --workers N`` gives uvicorn: each worker process calls it to build its
 #: own app from the ``MAILROOM_*`` variables the command set (after migrating, once).
 ENTRY_POINT = "mailroom.web.app:app_from_environment"
+#: Set by ``mailroom serve --workers N`` to its own pid, for its workers (not a setting).
+SUPERVISOR_PID = "_MAILROOM_SUPERVISOR_PID"
 
 
 def app_from_environment() -> FastAPI:
     settings = load_settings(os.environ)
     configure_logging(settings)
+    stop_with_supervisor()
     return create_app(settings)
+
+
+def stop_with_supervisor(every: float = 1.0) -> None:
+    """In a worker process: stop (SIGTERM, a graceful shutdown) once the supervisor that started
+    it is gone. A supervisor killed outright (SIGKILL, the OOM killer) cannot stop its workers,
+    and they would serve on as orphans holding the port a restart needs."""
+    # From the command, not getppid(): a supervisor killed while this worker was still starting
+    # has already left it to another parent.
+    supervisor = int(os.environ.get(SUPERVISOR_PID) or os.getppid())
+
+    def watch() -> None:
+        while os.getppid() == supervisor:
+            time.sleep(every)
+        log.warning("the supervisor (pid %d) is gone: stopping this worker", supervisor)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="mailroom-supervisor-watch", daemon=True).start()
 
 
 def configure_logging(settings: Settings) -> None:
