@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 import pytest
 
 from mailroom.ids import new_message_id
+from mailroom.settings import load_settings
 from mailroom.storage.payloads import chunk_key, filesystem
+from mailroom.storage.payloads.factory import create_payload_store
 from mailroom.storage.payloads.filesystem import FilesystemPayloadStore
 
 
@@ -76,6 +78,26 @@ def _skip_without_direct_io(path) -> None:
         pytest.skip("this filesystem refuses O_DIRECT")
 
 
+def _is_direct(fd: int) -> bool:
+    return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT)
+
+
+def _fail(monkeypatch, name: str, when, error: int) -> list[int]:
+    """Make ``os.<name>`` (pwrite or preadv) raise ``error`` on the calls ``when(fd, offset)``
+    picks; returns the offsets refused so far."""
+    real = getattr(os, name)
+    refused: list[int] = []
+
+    def patched(fd, data, offset):
+        if when(fd, offset):
+            refused.append(offset)
+            raise OSError(error, os.strerror(error))
+        return real(fd, data, offset)
+
+    monkeypatch.setattr(os, name, patched)
+    return refused
+
+
 SIZES = [0, 1, filesystem.ALIGN - 1, filesystem.BUFFER, filesystem.BUFFER + 1, 3 * filesystem.BUFFER + 12_345]
 
 
@@ -99,7 +121,7 @@ def writes(monkeypatch) -> list[tuple[bool, int, int]]:
     real = os.pwrite
 
     def record(fd, data, offset):
-        calls.append((bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT), offset, len(data)))
+        calls.append((_is_direct(fd), offset, len(data)))
         return real(fd, data, offset)
 
     monkeypatch.setattr(os, "pwrite", record)
@@ -120,19 +142,16 @@ def test_with_direct_io_off_no_write_is_direct(tmp_path, writes):
     assert [direct for direct, _offset, _length in writes] == [False] * 3
 
 
+def test_the_setting_turns_direct_io_off(tmp_path, writes):
+    store = create_payload_store(load_settings({"MAILROOM_PAYLOAD_DIRECT_IO": "false"}, data_dir=tmp_path))
+    store.put(_new_key(), _body(3 * filesystem.BUFFER))
+    assert [direct for direct, _offset, _length in writes] == [False] * 3
+
+
 def test_a_direct_write_the_filesystem_refuses_is_made_through_the_page_cache(tmp_path, monkeypatch):
     """Some filesystems open with O_DIRECT and then refuse the write (EINVAL): the same bytes
     go through the ordinary descriptor, and so does every later write."""
-    refused: list[int] = []
-    real = os.pwrite
-
-    def picky(fd, data, offset):
-        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
-            refused.append(offset)
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real(fd, data, offset)
-
-    monkeypatch.setattr(os, "pwrite", picky)
+    refused = _fail(monkeypatch, "pwrite", lambda fd, _offset: _is_direct(fd), errno.EINVAL)
     _skip_without_direct_io(tmp_path)
     store = FilesystemPayloadStore(tmp_path)
     key = _new_key()
@@ -143,14 +162,7 @@ def test_a_direct_write_the_filesystem_refuses_is_made_through_the_page_cache(tm
 
 
 def test_a_failed_write_fails_the_put_and_leaves_nothing(tmp_path, monkeypatch):
-    real = os.pwrite
-
-    def full(fd, data, offset):
-        if offset >= filesystem.BUFFER:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        return real(fd, data, offset)
-
-    monkeypatch.setattr(os, "pwrite", full)
+    _fail(monkeypatch, "pwrite", lambda _fd, offset: offset >= filesystem.BUFFER, errno.ENOSPC)
     store = FilesystemPayloadStore(tmp_path)
     key = _new_key()
     with pytest.raises(OSError, match="No space"):
@@ -169,7 +181,7 @@ def test_downloads_read_past_the_page_cache(tmp_path, monkeypatch):
     real = os.preadv
 
     def record(fd, buffers, offset):
-        reads.append(bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT))
+        reads.append(_is_direct(fd))
         return real(fd, buffers, offset)
 
     monkeypatch.setattr(os, "preadv", record)
@@ -183,14 +195,7 @@ def test_a_direct_read_the_filesystem_refuses_goes_on_the_ordinary_way(tmp_path,
     key = _new_key()
     body = _body(3 * filesystem.DIRECT_READ + 12_345)
     store.put(key, body)
-    real = os.preadv
-
-    def picky(fd, buffers, offset):
-        if offset >= filesystem.DIRECT_READ:
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real(fd, buffers, offset)
-
-    monkeypatch.setattr(os, "preadv", picky)
+    _fail(monkeypatch, "preadv", lambda _fd, offset: offset >= filesystem.DIRECT_READ, errno.EINVAL)
     assert b"".join(store.open(key)) == b"".join(body)
 
 

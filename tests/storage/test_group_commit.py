@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
+from mailroom.storage import write_lock
 from mailroom.storage.db import Database, create_database
 from mailroom.storage.hot import Tx
 from mailroom.storage.write_lock import WriteLock, lock_path_for
@@ -172,6 +175,34 @@ def test_a_batch_waits_for_another_process_holding_the_write_lock_without_blocki
     finally:
         other.close()
     assert names(db_path(db)) == ["loop"]
+
+
+def test_a_write_lock_that_cannot_be_had_fails_the_waiting_jobs_and_not_the_writer(db, monkeypatch):
+    """Waiting for the lock fails (an OS error from flock): the jobs waiting get that error, and
+    the writer takes later jobs as before."""
+    other = WriteLock(lock_path_for(db.engine.url.database))
+    other.acquire()
+    real = write_lock.fcntl.flock
+
+    def broken(fd: int, operation: int) -> None:
+        if operation == write_lock.fcntl.LOCK_EX:  # a blocking wait
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real(fd, operation)
+
+    monkeypatch.setattr(write_lock.fcntl, "flock", broken)
+
+    async def main() -> None:
+        with pytest.raises(OSError, match="Input/output error"):
+            await db.write_async(insert("lost"))
+        monkeypatch.setattr(write_lock.fcntl, "flock", real)
+        other.release()
+        assert await db.write_async(insert("later")) == "later"
+
+    try:
+        asyncio.run(main())
+    finally:
+        other.close()
+    assert names(db_path(db)) == ["later"]
 
 
 def test_jobs_from_a_second_event_loop_run_too(db):

@@ -66,6 +66,9 @@ def test_explicit_overrides_beat_the_environment():
         ("MAILROOM_DB_POOL_SIZE", "0"),
         ("MAILROOM_DB_MAX_OVERFLOW", "-1"),
         ("MAILROOM_TLS_CERT", "cert.pem"),
+        ("MAILROOM_WORKERS", "0"),
+        ("MAILROOM_WORKERS", "65"),
+        ("MAILROOM_PAYLOAD_DIRECT_IO", "perhaps"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(name, value):

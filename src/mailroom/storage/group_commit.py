@@ -104,10 +104,11 @@ class GroupWriter:
         # it waits for the lock, and the batch then runs here as usual.
         waited = loop.run_in_executor(self._committer, self._lock.acquire)
         waited.add_done_callback(
-            lambda _: self._write(loop) if waited.exception() is None else self._fail(waited)
+            lambda _: self._write(loop) if waited.exception() is None else self._lock_failed(waited)
         )
 
-    def _fail(self, waited: asyncio.Future[Any]) -> None:
+    def _lock_failed(self, waited: asyncio.Future[Any]) -> None:
+        """Waiting for the write lock raised: every waiting job fails with that error."""
         batch, self._pending = self._pending, []
         for job in batch:
             job.outcome = (False, waited.exception())
