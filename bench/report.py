@@ -18,6 +18,7 @@ DOC = ROOT / "docs" / "performance.md"
 CHART = ROOT / "docs" / "img" / "performance.png"
 RESULTS = Path(__file__).resolve().parent / "results.json"
 NAMES = ("mailroom", "mesh-sandbox")
+FLOOR = "pipeline floor"
 
 
 def workers_server(results: dict[str, Any]) -> str | None:
@@ -202,38 +203,7 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             status = ("met" if ratio >= 5 else "met with `--workers`") if best >= 5 else "not met"
             out.append(f"- At least 5x mesh-sandbox's {phase} rate while durable: **{status}** ({line}).")
     if "large" in m:
-        disk = results["disk"]["write_fsync_mb_s"]
-        large = m["large"]
-        up = large["up_mb_s"]
-        direct = results["disk"].get("direct_write_fsync_mb_s")
-        if up >= 0.8 * (direct or disk):
-            status = "met"
-        elif up >= 0.8 * disk:
-            status = "met against an ordinary write + fsync, not against O_DIRECT"
-        else:
-            status = "not met"
-        busy = large.get("cpu_busy_cores")
-        why = (
-            f"; server and load generator kept {busy} of the {mach_cpus(results)} cores busy" if busy else ""
-        )
-        past_cache = (
-            f"; the disk itself takes {direct:,.0f} MB/s written with O_DIRECT, so the limit left is the "
-            "CPU, see below"
-            if direct
-            else ""
-        )
-        first_read = results["disk"].get("first_read_after_direct_write_mb_s")
-        down = (
-            f" Download {large['down_mb_s']:,.0f} MB/s, {large['down_mb_s'] / first_read:.0%} of a plain "
-            f"read of a file just written with O_DIRECT ({first_read:,.0f} MB/s)."
-            if first_read
-            else ""
-        )
-        out.append(
-            f"- Large transfers limited by the disk, not by Python: **{status}** (upload {up:,.0f} MB/s, "
-            f"{up / disk:.0%} of the {disk:,.0f} MB/s a plain write + fsync of the same disk gives{why}"
-            f"{past_cache}).{down}"
-        )
+        out.append(large_verdict(results))
     peaks = [m["large"]["server_peak_rss_mib"]] if "large" in m else []
     peaks += [d["rss_after_mib"] for d in m.get("deep", [])]
     if peaks:
@@ -252,6 +222,30 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             f"{b['first_page_ms_median']} ms at {b['depth']:,})."
         )
     return out
+
+
+def large_verdict(results: dict[str, Any]) -> str:
+    """Met when Mailroom moves the large message at 80% or more of the pipeline floor's rate
+    both ways: what is left is then the work every server must do, not Mailroom's Python."""
+    large = results["servers"]["mailroom"]["large"]
+    up, down = large["up_mb_s"], large["down_mb_s"]
+    floor = results["servers"].get(FLOOR, {}).get("large")
+    direct = results["disk"].get("direct_write_fsync_mb_s") or results["disk"]["write_fsync_mb_s"]
+    if not floor:
+        return (
+            f"- Large transfers limited by the disk, not by Python: **not measured** without the "
+            f"pipeline floor (upload {up:,.0f} MB/s, download {down:,.0f} MB/s, disk {direct:,.0f} MB/s)."
+        )
+    share_up, share_down = up / floor["up_mb_s"], down / floor["down_mb_s"]
+    status = "met" if min(share_up, share_down) >= 0.8 else "not met"
+    return (
+        f"- Large transfers limited by the machine, not by Python: **{status}** (upload {up:,.0f} MB/s, "
+        f"{share_up:.0%} of the pipeline floor's {floor['up_mb_s']:,.0f}; download {down:,.0f} MB/s, "
+        f"{share_down:.0%} of its {floor['down_mb_s']:,.0f}). The floor itself reaches "
+        f"{floor['up_mb_s'] / direct:.0%} of the disk's {direct:,.0f} MB/s: on "
+        f"{mach_cpus(results)} cores shared with the client, SHA-256 at both ends and the "
+        "socket copies, not the disk, set the pace for any server here."
+    )
 
 
 def document(results: dict[str, Any]) -> str:
@@ -402,7 +396,8 @@ def document(results: dict[str, Any]) -> str:
             [name, s[name]["large"]["up_mb_s"], s[name]["large"]["down_mb_s"],
              s[name]["large"]["server_baseline_rss_mib"], s[name]["large"]["server_peak_rss_mib"],
              "yes" if s[name]["large"]["checksum_verified"] else "NO"]
-            for name in NAMES
+            for name in (*NAMES, FLOOR)
+            if "large" in s.get(name, {})
         ]  # fmt: skip
         lm = m["large"]
         parts += [
@@ -411,11 +406,22 @@ def document(results: dict[str, Any]) -> str:
             f"{lm['mib']:,} MiB of random bytes in {lm['chunks']} chunks of {lm['chunk_mib']} MiB "
             "(mesh-client's default chunk size), uploaded then downloaded on one connection; "
             "sha256 of what went up compared with what came down. Peak RSS is the server "
-            "process's, sampled every 20 ms and from the kernel's VmHWM.",
+            "process's, sampled every 20 ms and from the kernel's VmHWM. The client "
+            "(`bench/bulk.py`) sends slices of one block and receives into one buffer on a "
+            f"blocking socket, so it costs little beyond SHA-256 and the kernel's copies. Each "
+            f"server's best of {settings.get('rounds', 1)} rounds, by upload rate.",
             "",
             _table(
                 ["server", "up MB/s", "down MB/s", "RSS before MiB", "peak RSS MiB", "sha256 match"], rows
             ),
+            "",
+            "The pipeline floor (`bench/floor.py`) is not a MESH server: it does the work no "
+            "server can leave out and nothing else, with Python's interpreter out of the way "
+            "(2 MiB socket reads straight into aligned buffers, SHA-256 of every byte, O_DIRECT "
+            "writes from a second thread while the next buffer fills, each chunk fsynced and "
+            "renamed into place before its 202, downloads read with O_DIRECT 1 MiB at a time). "
+            "Driven by the same client, its rate is what this machine allows; a server's share "
+            "of it is what its own code costs.",
             "",
             f"Disk baseline on the same filesystem: {results['disk']['write_fsync_mb_s']:,} MB/s "
             "for one large write + fsync through the page cache"

@@ -10,7 +10,9 @@ Phases, each run against both servers with the same clients:
    rate (list + download + acknowledge), p50/p99 request latency, CPU per message of the
    server and of the load generator;
 2. the same flows with NHS's ``mesh_client.MeshClient`` (a few threads);
-3. one large chunked message: MB/s up and down, sha256 checked, the server's peak RSS;
+3. one large chunked message (``bench/bulk.py``): MB/s up and down, sha256 checked, the
+   server's peak RSS; also against the pipeline floor (``bench/floor.py``), a server doing only
+   the work no server can avoid, which shows what this machine allows;
 4. a deep inbox: seeded through each server's own store, then time to the first page and to
    page through every message, at each depth asked for.
 """
@@ -37,8 +39,8 @@ from typing import Any
 
 from tests.support.server import free_port
 
-from bench import loadgen
-from bench.servers import DEEP, SENDER, Mailroom, MeshSandbox, RssSampler, Server, recipients
+from bench import bulk, loadgen
+from bench.servers import DEEP, SENDER, Floor, Mailroom, MeshSandbox, RssSampler, Server, recipients
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 MIB = 1024 * 1024
@@ -165,7 +167,7 @@ def large_message(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     baseline = server.rss()
     cpu0 = server.cpu_seconds()
     with RssSampler(server.pid) as rss:
-        result = asyncio.run(loadgen.large_transfer(server.target, SENDER, "BOB00", total, chunk))
+        result = bulk.large_transfer(server.target, SENDER, "BOB00", total, chunk)
     server_cpu = server.cpu_seconds() - cpu0
     seconds = result.up_seconds + result.down_seconds
     return {
@@ -339,14 +341,14 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
 def run_phase(
     name: str, phase: Any, servers: list[Server], results: dict[str, Any], args: argparse.Namespace
 ) -> None:
-    """Run ``phase`` on both servers ``--rounds`` times, alternating which goes first.
+    """Run ``phase`` on each server ``--rounds`` times, alternating the order.
 
     The machine is shared: a burst of other work can land on one server's turn. Each server
     keeps its best round (highest message rate, or upload rate for the large message); every
     round is kept in the JSON under ``rounds``.
     """
     rounds: dict[str, list[dict[str, Any]]] = {server.name: [] for server in servers}
-    count = args.rounds if name != "large" else 1
+    count = args.rounds
     for n in range(count):
         for server in servers if n % 2 == 0 else list(reversed(servers)):
             log(f"{name} (round {n + 1} of {count}): {server.name}")
@@ -380,10 +382,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             Mailroom(root / "mailroom", free_port(), receivers),
             MeshSandbox(root / "mesh-sandbox", free_port(), receivers),
         ]
-        if args.workers > 1:  # the small-message phase only: the other phases are about one process
-            servers.append(Mailroom(root / "mailroom-workers", free_port(), receivers, workers=args.workers))
+        extra: dict[str, Server] = {}  # servers for one phase only
+        if args.workers > 1:  # the other phases are about one process
+            extra["small"] = Mailroom(root / "mailroom-workers", free_port(), receivers, workers=args.workers)
+        if args.floor:
+            extra["large"] = Floor(root / "floor", free_port(), receivers)
         try:
-            for server in servers:
+            for server in [*servers, *extra.values()]:
                 server.prepare()
                 server.start()
                 results["servers"][server.name] = {"idle_rss_mib": round(server.rss() / MIB, 1)}
@@ -394,9 +399,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ]
             for name, phase, wanted in phases:
                 if wanted:
-                    run_phase(name, phase, servers if name == "small" else servers[:2], results, args)
-            if len(servers) > 2:
-                servers.pop().stop()
+                    run_phase(name, phase, [*servers, *([extra[name]] if name in extra else [])], results, args)
+            for server in extra.values():
+                server.stop()
             for server in servers:
                 results["servers"][server.name]["deep"] = []
                 for depth in args.depths:
@@ -406,7 +411,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     log(json.dumps(found))
                 results["servers"][server.name]["rss_at_end_mib"] = round(server.rss() / MIB, 1)
         finally:
-            for server in servers:
+            for server in [*servers, *extra.values()]:
                 server.stop()
     results["ratios"] = ratios(results)
     results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
@@ -435,6 +440,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mesh-client-threads", type=int, default=4)
     parser.add_argument("--large-mib", type=int, default=1024, help="0 skips the large message")
     parser.add_argument("--chunk-mib", type=int, default=75, help="mesh-client's default chunk size")
+    parser.add_argument(
+        "--no-floor",
+        dest="floor",
+        action="store_false",
+        help="skip the pipeline floor (bench/floor.py) in the large-message phase",
+    )
     parser.add_argument(
         "--depths",
         type=lambda text: [int(x) for x in text.split(",") if x],

@@ -348,3 +348,19 @@ class MeshSandbox(Server):
                 for name, data in chunks:
                     (inbox / message_id / name).write_bytes(data)
         return time.perf_counter() - started
+
+
+class Floor(Server):
+    """bench/floor.py: the large message's unavoidable work and nothing else (not a MESH server)."""
+
+    name = "pipeline floor"
+
+    def prepare(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def argv_env(self) -> tuple[list[str], dict[str, str]]:
+        argv = [sys.executable, "-m", "bench.floor", str(self.port), str(self.root / "payloads")]
+        return argv, {**os.environ, "PYTHONPATH": str(ROOT)}
+
+    def seed_deep_inbox(self, total: int) -> float:
+        raise NotImplementedError("the pipeline floor has no inbox")
