@@ -156,7 +156,9 @@ class BulkConnection:
             left -= count
 
 
-def large_transfer(target: Target, sender: str, recipient: str, total_bytes: int, chunk_bytes: int) -> LargeResult:
+def large_transfer(
+    target: Target, sender: str, recipient: str, total_bytes: int, chunk_bytes: int
+) -> LargeResult:
     """Upload ``total_bytes`` in chunks, download every chunk and acknowledge; SHA-256 both ways."""
     before = resource.getrusage(resource.RUSAGE_SELF)
     chunks = max(1, -(-total_bytes // chunk_bytes))
@@ -175,7 +177,9 @@ def large_transfer(target: Target, sender: str, recipient: str, total_bytes: int
             path = f"/messageexchange/{sender}/outbox"
         else:
             path = f"/messageexchange/{sender}/outbox/{message_id}/{n}"
-        status, reply = conn.request("POST", path, sender, headers=headers, body=(block, size), sent=up.update)
+        status, reply = conn.request(
+            "POST", path, sender, headers=headers, body=(block, size), sent=up.update
+        )
         if status != 202:
             raise ProtocolError(f"chunk {n}: {status} {reply[:300]!r}")
         if n == 1:

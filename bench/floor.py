@@ -82,7 +82,9 @@ class Floor:
 
     @staticmethod
     def _reply(conn: socket.socket, status: int, body: bytes) -> None:
-        head = f"HTTP/1.1 {status} OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        head = (
+            f"HTTP/1.1 {status} OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+        )
         conn.sendall(head.encode() + body)
 
     def _store(self, conn: socket.socket, length: int, final: Path) -> None:

@@ -399,7 +399,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ]
             for name, phase, wanted in phases:
                 if wanted:
-                    run_phase(name, phase, [*servers, *([extra[name]] if name in extra else [])], results, args)
+                    run_phase(
+                        name, phase, [*servers, *([extra[name]] if name in extra else [])], results, args
+                    )
             for server in extra.values():
                 server.stop()
             for server in servers:
