@@ -211,3 +211,22 @@ def test_a_payload_opened_and_never_read_leaves_no_descriptor_open(tmp_path, dir
         del opened
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.parametrize(("size", "opened"), [(filesystem.BUFFER - 1, 0), (filesystem.BUFFER, 1)])
+def test_a_direct_descriptor_is_opened_only_once_a_buffer_fills(tmp_path, monkeypatch, size, opened):
+    _skip_without_direct_io(tmp_path)
+    real_open, direct_opens = os.open, []
+
+    def recording_open(path, flags, *args):
+        if flags & os.O_DIRECT and flags & os.O_WRONLY:
+            direct_opens.append(path)
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(filesystem.os, "open", recording_open)
+    store = FilesystemPayloadStore(tmp_path / "store")
+    key = _new_key()
+    stored = store.put(key, _body(size))
+    assert len(direct_opens) == opened
+    assert stored.size == size
+    assert b"".join(store.open(key)) == b"".join(_body(size))

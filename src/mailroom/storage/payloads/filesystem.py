@@ -149,10 +149,9 @@ class _PayloadFile:
 
     def __init__(self, fd: int, path: str, *, direct: bool) -> None:
         self._fd = fd
+        self._path = path
+        self._want_direct = direct  # opened at the first full buffer: most payloads never fill one
         self._direct: int | None = None
-        if direct:
-            with contextlib.suppress(OSError):  # refused by this filesystem: ordinary writes
-                self._direct = os.open(path, os.O_WRONLY | os.O_CLOEXEC | _O_DIRECT)
         self._memory = mmap.mmap(-1, 2 * BUFFER)  # page-aligned, as O_DIRECT needs
         whole = memoryview(self._memory)
         self._buffers = (whole[:BUFFER], whole[BUFFER:])
@@ -207,8 +206,12 @@ class _PayloadFile:
             writing.result()
 
     def _write_full(self, buffer: memoryview, offset: int) -> None:
-        """In a writer thread. A direct write the filesystem refuses is made again, and every
-        later one made, through the ordinary file descriptor."""
+        """In a writer thread (one at a time per file). A direct write the filesystem refuses is
+        made again, and every later one made, through the ordinary file descriptor."""
+        if self._want_direct:
+            self._want_direct = False
+            with contextlib.suppress(OSError):  # refused by this filesystem: ordinary writes
+                self._direct = os.open(self._path, os.O_WRONLY | os.O_CLOEXEC | _O_DIRECT)
         if self._direct is not None:
             try:
                 _pwrite_all(self._direct, buffer, offset)
