@@ -2,10 +2,12 @@
 
     .venv/bin/python -m bench.faults --rounds 100          # many rounds, on demand
     .venv/bin/python -m bench.faults --rounds 3 --seed 7   # what CI runs (tests/e2e/test_faults.py)
+    .venv/bin/python -m bench.faults --workers 2           # against `mailroom serve --workers 2`
 
 Each round runs four kinds of client at once against a real ``mailroom serve`` process: single
 sends, chunked uploads (2-3 chunks), downloads with sha256 checks, and acknowledgements. At a
-random moment the server's process group gets SIGKILL; the clients see transport errors. The
+random moment the server's process group gets SIGKILL (with ``--workers``, the supervisor and
+every worker at once, as a power cut would); the clients see transport errors. The
 server is started again on the same data directory and checked from the outside:
 
 - every message that got a 202 (and was not acknowledged) is listed exactly once and every
@@ -234,11 +236,17 @@ def drain(server: Mailroom, ledger: Ledger) -> None:
 
 
 def run(
-    root: Path, rounds: int, seed: int, *, min_wait: float = 0.1, max_wait: float = 1.0
+    root: Path,
+    rounds: int,
+    seed: int,
+    *,
+    min_wait: float = 0.1,
+    max_wait: float = 1.0,
+    workers: int = 1,
 ) -> dict[str, object]:
     rng = random.Random(seed)
     template = make_data_dir(root / "template" / "data")
-    server = start_mailroom(root / "server", template)
+    server = start_mailroom(root / "server", template, env={"MAILROOM_WORKERS": str(workers)})
     ledger = Ledger()
     in_flight = 0
     restarts: list[float] = []
@@ -261,6 +269,7 @@ def run(
     return {
         "rounds": rounds,
         "seed": seed,
+        "workers": workers,
         "accepted": len(ledger.accepted),
         "acknowledged": len(ledger.acked),
         "interrupted_by_kill": dict(ledger.interrupted),
@@ -276,11 +285,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--max-wait", type=float, default=1.0, help="longest traffic before a kill (s)")
+    parser.add_argument("--workers", type=int, default=1, help="server processes (mailroom serve --workers)")
     parser.add_argument("--dir", default=None, help="where the data directory goes (a temp dir in it)")
     parser.add_argument("--output", default=None, help="also write the summary JSON here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mailroom-faults-", dir=args.dir) as tmp:
-        summary = run(Path(tmp), args.rounds, args.seed, max_wait=args.max_wait)
+        summary = run(Path(tmp), args.rounds, args.seed, max_wait=args.max_wait, workers=args.workers)
     text = json.dumps(summary, indent=2)
     print(text)
     if args.output:

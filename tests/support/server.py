@@ -147,13 +147,19 @@ class ServerProcess:
         return process.returncode
 
     def kill(self) -> int | None:
-        """SIGKILL the process group at once (crash simulation) and reap it."""
+        """SIGKILL the process group at once (crash simulation) and reap it.
+
+        Returns once nothing listens on the port any more: worker processes (``--workers``) are
+        not this process's children, and one still dying would hold the port for a restart."""
         process = self._process
         if process is None:
             return None
         self._signal_group(signal.SIGKILL)
         process.wait(timeout=DEFAULT_STOP_TIMEOUT)
         self._process = None
+        deadline = time.monotonic() + DEFAULT_STOP_TIMEOUT
+        while port_in_use(self.port, self.host) and time.monotonic() < deadline:
+            time.sleep(0.02)
         return process.returncode
 
     def restart(self) -> None:
