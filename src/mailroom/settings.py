@@ -172,6 +172,12 @@ class Settings:
         "the page cache holds them (a network filesystem, or a disk slower than copying).",
         default=True,
     )
+    max_concurrent_uploads: int = _help(
+        "Request bodies a server process stores at once (each in a thread of its own); more wait "
+        "their turn, unread. Each holds up to about 6 MiB while it streams to a payload file "
+        "(one `s3_part_size` part to S3), so this bounds upload memory: 32 x 6 MiB is about 192 MiB.",
+        default=32,
+    )
     max_message_bytes: int = _help(
         "Largest total size of a chunked message, in bytes.", default=100 * 1024 * 1024 * 1024
     )
@@ -302,6 +308,8 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
 def _validate(settings: Settings) -> None:
     if settings.max_chunk_bytes <= 0 or settings.max_message_bytes <= 0 or settings.max_chunks <= 0:
         raise SettingsError("size and count limits must be positive")
+    if settings.max_concurrent_uploads < 1:
+        raise SettingsError("max_concurrent_uploads must be at least 1")
     if settings.inline_payload_bytes < 0:
         raise SettingsError("inline_payload_bytes must be 0 or more")
     if settings.max_chunks > MAX_CHUNKS_LIMIT:

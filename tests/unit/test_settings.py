@@ -69,6 +69,7 @@ def test_explicit_overrides_beat_the_environment():
         ("MAILROOM_WORKERS", "0"),
         ("MAILROOM_WORKERS", "65"),
         ("MAILROOM_PAYLOAD_DIRECT_IO", "perhaps"),
+        ("MAILROOM_MAX_CONCURRENT_UPLOADS", "0"),
     ],
 )
 def test_bad_values_are_refused_with_the_variable_named(name, value):

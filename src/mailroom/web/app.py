@@ -123,7 +123,7 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
 
     app = MailroomApp(title="Mailroom", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.container = services
-    app.state.upload_limiter = outbox.upload_limiter()
+    app.state.upload_limiter = outbox.upload_limiter(settings)
     errors.register(app)
     app.include_router(health.router)
     if settings.sandbox:

@@ -45,8 +45,8 @@ def client_for(settings: Settings) -> S3Client:
         retries={"max_attempts": 5, "mode": "standard"},
         connect_timeout=10,
         read_timeout=60,
-        # up to 200 uploads (web.wire.outbox.UPLOAD_THREADS) plus downloads run at once, each in a
-        # thread holding one connection; connections are opened only when needed
+        # uploads (max_concurrent_uploads) plus downloads run at once, each in a thread holding
+        # one connection; connections are opened only when needed
         max_pool_connections=256,
         # S3-compatible servers (MinIO, Ceph, moto) are usually reached by path, not by DNS name
         s3={"addressing_style": "path"} if endpoint else {},

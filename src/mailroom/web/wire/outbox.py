@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mailroom.errors import MailroomError, MessageNotFound, PayloadTooLarge, ValidationFailed
 from mailroom.ids import normalise_message_id, require_message_id
+from mailroom.settings import Settings
 from mailroom.web.deps import (
     ChunkNumber,
     Principal,
@@ -33,13 +34,13 @@ T = TypeVar("T")
 
 #: Bodies up to this size are read in one go; larger ones stream to storage piece by piece.
 SMALL_BODY = 1024 * 1024
-#: Uploads stored at once. Each holds a worker thread while its body arrives, so they get their
-#: own threads: slow uploads must never take the shared pool that every request authenticates in.
-UPLOAD_THREADS = 200
 
 
-def upload_limiter() -> anyio.CapacityLimiter:
-    return anyio.CapacityLimiter(UPLOAD_THREADS)
+def upload_limiter(settings: Settings) -> anyio.CapacityLimiter:
+    """Threads for storing request bodies, ``max_concurrent_uploads`` of them. Each holds a thread
+    while its body arrives, so uploads get threads of their own: slow ones must never take the
+    shared pool that every request authenticates in."""
+    return anyio.CapacityLimiter(settings.max_concurrent_uploads)
 
 
 async def in_upload_thread(request: Request, func: Callable[..., T], *args: Any) -> T:
