@@ -126,8 +126,19 @@ def serve(**options: Any) -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
+        http=http_protocol(),
+        ws="none",  # no WebSockets are served: an upgrade request is answered as plain HTTP
         **tls,
     )
+
+
+def http_protocol() -> Any:
+    """Mailroom's httptools protocol (web/http_protocol.py), or uvicorn's choice without httptools."""
+    try:
+        from mailroom.web.http_protocol import MailroomHttpProtocol
+    except ImportError:
+        return "auto"
+    return MailroomHttpProtocol
 
 
 def as_environment(options: dict[str, Any], settings: Settings) -> dict[str, str]:
