@@ -66,13 +66,14 @@ class _HttpTools(HttpToolsProtocol):
         """uvicorn's ``on_body``, the piece kept rather than appended to a ``bytearray``."""
         if (self.parser.should_upgrade() and self._should_upgrade()) or self.cycle.response_complete:
             return
-        held = self.cycle.body
+        held: object = self.cycle.body
         if not isinstance(held, BodyPieces):  # uvicorn starts (and, once read, restarts) a bytearray
-            fresh = BodyPieces()
-            if held:
-                fresh.pieces.append(bytes(held))
-                fresh.size = len(held)
-            self.cycle.body = held = fresh  # type: ignore[assignment]
+            started = bytes(self.cycle.body)
+            held = BodyPieces()
+            if started:
+                held.pieces.append(started)
+                held.size = len(started)
+            self.cycle.body = held  # type: ignore[assignment]
         held.pieces.append(body)
         held.size += len(body)
         if held.size > HIGH_WATER_LIMIT:
