@@ -19,7 +19,7 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from mailroom.cli.main import http_protocol
-from mailroom.web.http_protocol import READ_SIZE, BodyPieces, MailroomHttpProtocol
+from mailroom.web.http_protocol import READ_SIZE, BodyPieces, MailroomHttpProtocol, _CoalescingTransport
 
 Scope = dict[str, Any]
 
@@ -154,3 +154,41 @@ def test_one_waiting_piece_is_handed_over_uncopied() -> None:
 
 def test_serve_uses_it() -> None:
     assert http_protocol() is MailroomHttpProtocol
+
+
+class _RecordingTransport:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, object]] = []
+        self.closing = False
+
+    def writelines(self, pieces: list[bytes]) -> None:
+        self.calls.append(("writelines", list(pieces)))
+
+    def close(self) -> None:
+        self.calls.append(("close", None))
+        self.closing = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+
+def test_writes_in_one_turn_of_the_loop_go_out_together() -> None:
+    async def main() -> list[tuple[str, object]]:
+        recorded = _RecordingTransport()
+        transport = _CoalescingTransport(recorded, asyncio.get_running_loop())  # type: ignore[arg-type]
+        transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+        transport.write(b"body")
+        assert recorded.calls == []  # nothing yet: the loop has not turned
+        await asyncio.sleep(0)
+        transport.write(b"next")
+        transport.close()  # flushes what is pending first
+        transport.write(b"late")
+        await asyncio.sleep(0)  # a transport already closing gets nothing more
+        return recorded.calls
+
+    calls = asyncio.run(main())
+    assert calls == [
+        ("writelines", [b"HTTP/1.1 200 OK\r\n\r\n", b"body"]),
+        ("writelines", [b"next"]),
+        ("close", None),
+    ]

@@ -1,4 +1,4 @@
-"""uvicorn's httptools protocol with two fewer copies of every request body byte.
+"""uvicorn's httptools protocol with two fewer copies of every request body byte, and fewer writes.
 
 On the benchmark machine a 1 GiB upload kept the event loop busier than the thread that hashes
 and stores it, and a third of the loop's time went on copying the body four times: uvloop
@@ -11,6 +11,11 @@ another, and uvicorn (0.30 and later) appends each piece to a ``bytearray`` and 
 - the body pieces httptools made are kept as they are, and the app gets the piece itself when
   one is waiting (the usual case: the app asks again as soon as it has one), so uvicorn's two
   copies go.
+
+- writes made in one turn of the event loop go to the socket together (``writelines``), so a
+  response's head and body, which uvicorn writes one after the other, cost one system call and
+  one wake-up of the client instead of two (A/B on the benchmark's receive phase: about 6% less
+  server CPU and 20% less load-generator CPU per message).
 
 HTTP parsing, flow control (reading paused once more than uvicorn's high-water mark is waiting),
 keep-alive, timeouts and shutdown are all uvicorn's own: ``HttpToolsProtocol`` does the work, and
@@ -81,6 +86,47 @@ class _HttpTools(HttpToolsProtocol):
         self.cycle.message_event.set()
 
 
+class _CoalescingTransport:
+    """The transport as uvicorn sees it: writes made in one turn of the event loop reach the
+    socket together, so a response's head and body (which uvicorn writes one after the other)
+    cost one system call and one wake-up of the reader, not two."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._pending:
+            self._loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        if pending and not self._transport.is_closing():
+            self._transport.writelines(pending)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self._transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self._transport.resume_reading()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._flush()
+        self._transport.set_protocol(protocol)
+
+
 class MailroomHttpProtocol(asyncio.BufferedProtocol):
     """Reads into the loop's buffer and hands each read to uvicorn's httptools protocol."""
 
@@ -95,7 +141,8 @@ class MailroomHttpProtocol(asyncio.BufferedProtocol):
         self._buffer = _read_buffer()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.http.connection_made(transport)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        self.http.connection_made(_CoalescingTransport(transport, loop))  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.http.connection_lost(exc)
