@@ -131,7 +131,6 @@ class Floor:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-        digest.hexdigest()
 
     def _send_file(self, conn: socket.socket, path: Path) -> None:
         size = path.stat().st_size
