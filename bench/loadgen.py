@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import os
 import resource
 import time
 import uuid
@@ -290,77 +289,6 @@ def run_processes(kind: str, target: Target, specs: list[dict[str, Any]], proces
         for tally in pool.map(_run_worker, jobs):
             total.merge(tally)
     return total
-
-
-# -- one large chunked message --------------------------------------------------------------
-
-
-@dataclass
-class LargeResult:
-    message_id: str
-    up_seconds: float
-    down_seconds: float
-    sha256_up: str
-    sha256_down: str
-    client_cpu_seconds: float
-
-
-def _pieces(block: bytes, size: int, digest: Any) -> Iterable[bytes]:
-    sent = 0
-    view = memoryview(block)
-    while sent < size:
-        piece = view[: min(len(block), size - sent)]
-        digest.update(piece)
-        sent += len(piece)
-        yield bytes(piece)
-
-
-async def large_transfer(
-    target: Target, sender: str, recipient: str, total_bytes: int, chunk_bytes: int
-) -> LargeResult:
-    """Upload ``total_bytes`` in chunks, then download every chunk; sha256 both ways."""
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    chunks = max(1, -(-total_bytes // chunk_bytes))
-    block = os.urandom(MIB)
-    up, down = hashlib.sha256(), hashlib.sha256()
-    conn = Connection(target)
-    message_id = ""
-    started = time.perf_counter()
-    left = total_bytes
-    for n in range(1, chunks + 1):
-        size = min(chunk_bytes, left)
-        left -= size
-        headers = {"mex-chunk-range": f"{n}:{chunks}", "content-type": "application/octet-stream"}
-        if n == 1:
-            headers.update({"mex-to": recipient, "mex-workflowid": "BENCH_LARGE"})
-            path = f"/messageexchange/{sender}/outbox"
-        else:
-            path = f"/messageexchange/{sender}/outbox/{message_id}/{n}"
-        body = _pieces(block, size, up)
-        response = await conn.request("POST", path, sender, headers=headers, body=body, length=size)
-        if response.status != 202:
-            raise ProtocolError(f"chunk {n}: {response.status} {response.body[:300]!r}")
-        if n == 1:
-            import json
-
-            reply = json.loads(response.body)
-            message_id = reply.get("message_id") or reply["messageID"]
-    up_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    for n in range(1, chunks + 1):
-        response = await conn.request(
-            "GET", f"/messageexchange/{recipient}/inbox/{message_id}/{n}", recipient, sink=down.update
-        )
-        if response.status not in (200, 206):
-            raise ProtocolError(f"download chunk {n}: {response.status}")
-    down_seconds = time.perf_counter() - started
-    await conn.request(
-        "PUT", f"/messageexchange/{recipient}/inbox/{message_id}/status/acknowledged", recipient
-    )
-    await conn.close()
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return LargeResult(message_id, up_seconds, down_seconds, up.hexdigest(), down.hexdigest(), cpu)
 
 
 async def page_through(target: Target, mailbox: str, page_size: int) -> tuple[float, float, int, int]:

@@ -7,46 +7,52 @@ a real server does (payload fsynced and renamed into place before its 202).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from bench import bulk
 from bench.loadgen import ProtocolError, Target
-from bench.servers import SENDER, Floor, Mailroom
+from bench.servers import SENDER, Floor, Mailroom, Server
 from tests.support.server import free_port
 
 MIB = 1024 * 1024
 
 
-def test_a_large_message_goes_through_mailroom_and_comes_back_whole(tmp_path: Path) -> None:
-    server = Mailroom(tmp_path / "mailroom", free_port(), receivers=1)
+@contextlib.contextmanager
+def running(server: Server) -> Iterator[Server]:
     server.prepare()
     server.start()
     try:
-        # three chunks, the last a partial one, each larger than one 1 MiB block of the client
-        result = bulk.large_transfer(server.target, SENDER, "BOB00", 5 * MIB + 123, 2 * MIB)
+        yield server
+    finally:
+        server.stop()
+
+
+def _transfer(server: Server) -> bulk.LargeResult:
+    # three chunks, the last a partial one, each larger than one 1 MiB block of the client
+    return bulk.large_transfer(server.target, SENDER, "BOB00", 5 * MIB + 123, 2 * MIB)
+
+
+def test_a_large_message_goes_through_mailroom_and_comes_back_whole(tmp_path: Path) -> None:
+    with running(Mailroom(tmp_path / "mailroom", free_port(), receivers=1)) as server:
+        result = _transfer(server)
         conn = bulk.BulkConnection(server.target)
         status, listed = conn.request("GET", "/messageexchange/BOB00/inbox", "BOB00")
         conn.close()
-    finally:
-        server.stop()
     assert result.sha256_up == result.sha256_down
     assert status == 200
     assert json.loads(listed)["messages"] == []  # downloaded and acknowledged
 
 
 def test_the_floor_stores_every_chunk_durably_and_serves_it_back(tmp_path: Path) -> None:
-    floor = Floor(tmp_path / "floor", free_port(), receivers=1)
-    floor.prepare()
-    floor.start()
-    try:
-        result = bulk.large_transfer(floor.target, SENDER, "BOB00", 5 * MIB + 123, 2 * MIB)
-    finally:
-        floor.stop()
+    with running(Floor(tmp_path / "floor", free_port(), receivers=1)) as floor:
+        result = _transfer(floor)
     assert result.sha256_up == result.sha256_down
     stored = sorted((tmp_path / "floor" / "payloads").iterdir())
     assert [p.name for p in stored] == [f"{result.message_id}_{n}" for n in (1, 2, 3)]
