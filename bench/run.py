@@ -40,7 +40,17 @@ from typing import Any
 from tests.support.server import free_port
 
 from bench import bulk, loadgen
-from bench.servers import DEEP, SENDER, Floor, Mailroom, MeshSandbox, RssSampler, Server, recipients
+from bench.servers import (
+    DEEP,
+    SENDER,
+    Floor,
+    Mailroom,
+    MeshSandbox,
+    MeshServer,
+    RssSampler,
+    Server,
+    recipients,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
 MIB = 1024 * 1024
@@ -189,7 +199,7 @@ def large_message(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def deep_inbox(server: Server, depth: int, args: argparse.Namespace) -> dict[str, Any]:
+def deep_inbox(server: MeshServer, depth: int, args: argparse.Namespace) -> dict[str, Any]:
     """Seed (server stopped), start, then time the first page and the whole walk."""
     server.stop()
     seed_seconds = server.seed_deep_inbox(depth)
@@ -312,7 +322,9 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
                 m["mesh_client"][phase]["per_second"],
                 s["mesh_client"][phase]["per_second"],
             )
-    workers = next((w for name, w in results["servers"].items() if name.startswith("mailroom --workers")), {})
+    workers: dict[str, Any] = next(
+        (w for name, w in results["servers"].items() if name.startswith("mailroom --workers")), {}
+    )
     for phase in ("send", "receive"):
         if "small" in workers and "small" in s:
             put(
@@ -378,7 +390,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "servers": {},
         }
         receivers = max(args.concurrency, args.mesh_client_threads)
-        servers: list[Server] = [
+        servers: list[MeshServer] = [
             Mailroom(root / "mailroom", free_port(), receivers),
             MeshSandbox(root / "mesh-sandbox", free_port(), receivers),
         ]

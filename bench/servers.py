@@ -114,7 +114,7 @@ class RssSampler:
 
 
 class Server(abc.ABC):
-    """Common face of both servers: start, stop, pid, target, seed a deep inbox."""
+    """Common face of every server under test: start, stop, pid, target, CPU and memory."""
 
     name = ""
 
@@ -171,6 +171,10 @@ class Server(abc.ABC):
             self.process.stop()
             self.process = None
 
+
+class MeshServer(Server):
+    """A server with MESH mailboxes: one whose inbox can be seeded deep."""
+
     @abc.abstractmethod
     def seed_deep_inbox(self, total: int) -> float:
         """Make the DEEP inbox hold ``total`` messages (server stopped); returns seconds."""
@@ -204,7 +208,7 @@ def clone_ids(total: int, start: datetime, *, mesh_ids: bool = True) -> list[tup
     return out
 
 
-class Mailroom(Server):
+class Mailroom(MeshServer):
     name = "mailroom"
 
     def __init__(self, root: Path, port: int, receivers: int, workers: int = 1) -> None:
@@ -287,7 +291,7 @@ class Mailroom(Server):
         return time.perf_counter() - started
 
 
-class MeshSandbox(Server):
+class MeshSandbox(MeshServer):
     name = "mesh-sandbox"
 
     @property
@@ -361,6 +365,3 @@ class Floor(Server):
     def argv_env(self) -> tuple[list[str], dict[str, str]]:
         argv = [sys.executable, "-m", "bench.floor", str(self.port), str(self.root / "payloads")]
         return argv, {**os.environ, "PYTHONPATH": str(ROOT)}
-
-    def seed_deep_inbox(self, total: int) -> float:
-        raise NotImplementedError("the pipeline floor has no inbox")
