@@ -69,6 +69,14 @@ def _new_key() -> str:
     return chunk_key(new_message_id(datetime(2026, 1, 1, tzinfo=UTC)), 1)
 
 
+def _stored(path, size: int, *, direct_io: bool = True) -> tuple[FilesystemPayloadStore, str, list[bytes]]:
+    """A store at ``path`` holding one payload of ``size`` bytes: (store, its key, the pieces put)."""
+    store = FilesystemPayloadStore(path, direct_io=direct_io)
+    key, body = _new_key(), _body(size)
+    store.put(key, body)
+    return store, key, body
+
+
 def _skip_without_direct_io(path) -> None:
     probe = path / "probe"
     probe.touch()
@@ -173,10 +181,7 @@ def test_a_failed_write_fails_the_put_and_leaves_nothing(tmp_path, monkeypatch):
 
 def test_downloads_read_past_the_page_cache(tmp_path, monkeypatch):
     _skip_without_direct_io(tmp_path)
-    store = FilesystemPayloadStore(tmp_path)
-    key = _new_key()
-    body = _body(2 * filesystem.DIRECT_READ + 5)
-    store.put(key, body)
+    store, key, body = _stored(tmp_path, 2 * filesystem.DIRECT_READ + 5)
     reads: list[bool] = []
     real = os.preadv
 
@@ -191,10 +196,7 @@ def test_downloads_read_past_the_page_cache(tmp_path, monkeypatch):
 
 def test_a_direct_read_the_filesystem_refuses_goes_on_the_ordinary_way(tmp_path, monkeypatch):
     _skip_without_direct_io(tmp_path)
-    store = FilesystemPayloadStore(tmp_path)
-    key = _new_key()
-    body = _body(3 * filesystem.DIRECT_READ + 12_345)
-    store.put(key, body)
+    store, key, body = _stored(tmp_path, 3 * filesystem.DIRECT_READ + 12_345)
     _fail(monkeypatch, "preadv", lambda _fd, offset: offset >= filesystem.DIRECT_READ, errno.EINVAL)
     assert b"".join(store.open(key)) == b"".join(body)
 
@@ -202,9 +204,7 @@ def test_a_direct_read_the_filesystem_refuses_goes_on_the_ordinary_way(tmp_path,
 @pytest.mark.parametrize("direct_io", [True, False], ids=["direct", "page-cache"])
 def test_a_payload_opened_and_never_read_leaves_no_descriptor_open(tmp_path, direct_io):
     """A response abandoned before its body starts drops the opened payload unread."""
-    store = FilesystemPayloadStore(tmp_path, direct_io=direct_io)
-    key = _new_key()
-    store.put(key, _body(10_000))
+    store, key, _ = _stored(tmp_path, 10_000, direct_io=direct_io)
     before = len(os.listdir("/proc/self/fd"))
     for _ in range(20):
         opened = store.open(key)
