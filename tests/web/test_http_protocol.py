@@ -140,6 +140,21 @@ def test_a_malformed_request_gets_400_and_the_connection_closes(new_loop) -> Non
     assert status_line == b"HTTP/1.1 400 Bad Request"
 
 
+@pytest.mark.parametrize("new_loop", LOOPS)
+def test_a_websocket_upgrade_is_answered_as_plain_http(new_loop) -> None:
+    def talk(port: int) -> tuple[int, dict[str, Any]]:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(
+                b"GET /x HTTP/1.1\r\nhost: t\r\nconnection: upgrade\r\nupgrade: websocket\r\n"
+                b"sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            )
+            return _responses(sock, 1)[0]
+
+    status, answer = _serve_and_talk(new_loop, talk)
+    assert status == 200  # the application's answer, not 101 Switching Protocols
+    assert answer["size"] == 0
+
+
 def test_one_waiting_piece_is_handed_over_uncopied() -> None:
     held = BodyPieces()
     piece = b"x" * 100_000
