@@ -3,39 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
-from mailroom.container import Container
-from mailroom.settings import Settings
-from mailroom.web.app import create_app
 from mailroom.web.wire.outbox import SMALL_BODY
 
 SIZE = SMALL_BODY + 1  # streamed to storage while it arrives, in an upload thread
 
 
 @pytest.fixture
-def limited(
-    settings: Settings, container: Container, fresh_container: Callable[[Settings], Container], tmp_path: Path
-) -> tuple[object, Container]:
-    custom = settings.replace(data_dir=tmp_path / "limited", max_concurrent_uploads=1)
-    built = fresh_container(custom)
-    for mailbox in container.mailboxes.all():
-        built.mailboxes.add(mailbox)
-    return create_app(custom, built), built
+def limited(make_client: Callable[..., TestClient]) -> Any:
+    """An app (its own database and payloads, the same mailboxes) storing one upload at a time."""
+    return make_client(max_concurrent_uploads=1).app
 
 
 def test_the_limit_sizes_the_upload_threads(limited) -> None:
-    app, built = limited
-    assert app.state.upload_limiter.total_tokens == 1
-    built.close()
+    assert limited.state.upload_limiter.total_tokens == 1
 
 
 def test_an_upload_over_the_limit_waits_its_turn_and_then_succeeds(limited, headers) -> None:
-    app, built = limited
+    app = limited
     limiter = app.state.upload_limiter
     release = anyio.Event()
 
@@ -76,7 +67,6 @@ def test_an_upload_over_the_limit_waits_its_turn_and_then_succeeds(limited, head
         return first, second, waiting_while_held
 
     first, second, waiting = anyio.run(main)
-    built.close()
     assert waiting == 1
     assert [r.status_code for r in first + second] == [202, 202]
     assert limiter.borrowed_tokens == 0

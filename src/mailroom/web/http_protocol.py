@@ -10,8 +10,7 @@ another, and uvicorn (0.30 and later) appends each piece to a ``bytearray`` and 
   httptools parses in place, so uvloop's copy goes;
 - the body pieces httptools made are kept as they are, and the app gets the piece itself when
   one is waiting (the usual case: the app asks again as soon as it has one), so uvicorn's two
-  copies go.
-
+  copies go;
 - writes made in one turn of the event loop go to the socket together (``writelines``), so a
   response's head and body, which uvicorn writes one after the other, cost one system call and
   one wake-up of the client instead of two.
