@@ -174,8 +174,9 @@ class Settings:
     )
     max_concurrent_uploads: int = _help(
         "Request bodies a server process stores at once (each in a thread of its own); more wait "
-        "their turn, unread. Each holds up to about 6 MiB while it streams to a payload file "
-        "(one `s3_part_size` part to S3), so this bounds upload memory: 32 x 6 MiB is about 192 MiB.",
+        "their turn, unread. Each holds up to about 8 MiB while it streams to a payload file "
+        "(4 MiB and one `s3_part_size` part to S3), so this bounds upload memory: 32 x 8 MiB is "
+        "about 256 MiB.",
         default=32,
     )
     max_message_bytes: int = _help(

@@ -77,6 +77,25 @@ def _stored(path, size: int, *, direct_io: bool = True) -> tuple[FilesystemPaylo
     return store, key, body
 
 
+def test_write_buffers_are_used_again_and_carry_nothing_over(tmp_path, monkeypatch):
+    store = FilesystemPayloadStore(tmp_path)
+    first, second = _new_key(), _new_key()
+    store.put(first, [b"a" * (3 * filesystem.BUFFER + 5)])
+    kept = filesystem._free_buffers[-1]  # the pair the first upload used, back for the next
+    taken: list[object] = []
+    take = filesystem._take_buffers
+
+    def spy() -> object:
+        taken.append(take())
+        return taken[-1]
+
+    monkeypatch.setattr(filesystem, "_take_buffers", spy)
+    store.put(second, [b"b" * (filesystem.BUFFER + 7)])
+    assert taken == [kept]
+    assert b"".join(store.open(second)) == b"b" * (filesystem.BUFFER + 7)
+    assert len(filesystem._free_buffers) <= filesystem._KEEP_BUFFERS
+
+
 def _skip_without_direct_io(path) -> None:
     probe = path / "probe"
     probe.touch()

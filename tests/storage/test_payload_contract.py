@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +16,7 @@ from mailroom.ids import new_message_id
 from mailroom.storage.payloads import PayloadMissing, PayloadStore, chunk_key, filesystem
 from mailroom.storage.payloads.base import InvalidKey
 from mailroom.storage.payloads.filesystem import FilesystemPayloadStore
+from mailroom.storage.payloads.memory import MemoryPayloadStore
 
 from ._streams import MIB, pieces
 
@@ -100,6 +101,24 @@ def test_large_payload_streams_in_and_out_in_pieces(store):
         count += 1
     assert got.hexdigest() == expected.hexdigest()
     assert count > 1
+
+
+def _reused(count: int, size: int) -> Iterator[bytearray]:
+    """``count`` pieces in one buffer, rewritten for each (as a request body taken from the socket)."""
+    buffer = bytearray(size)
+    for n in range(count):
+        buffer[:] = bytes([n + 1]) * size
+        yield buffer
+
+
+@pytest.mark.parametrize("store_kind", ["contract", "memory"])
+def test_a_piece_may_be_reused_by_its_producer_once_the_next_is_asked_for(store, store_kind):
+    store = MemoryPayloadStore() if store_kind == "memory" else store
+    key = chunk_key(message_id(), 1)
+    expected = b"".join(bytes([n + 1]) * 300_000 for n in range(8))
+    stored = store.put(key, _reused(8, 300_000))
+    assert stored.sha256 == hashlib.sha256(expected).hexdigest()
+    assert read(store, key) == expected
 
 
 def test_put_replaces_the_old_value(store):

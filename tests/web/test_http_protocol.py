@@ -9,16 +9,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import socket
+import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
+from urllib.parse import parse_qs
 
+import anyio.to_thread
 import pytest
 import uvloop
+from starlette.requests import ClientDisconnect
 from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from mailroom.cli.main import http_protocol
+from mailroom.web.direct_body import DIRECT_BODY, PIECE
 from mailroom.web.http_protocol import READ_SIZE, BodyPieces, MailroomHttpProtocol, _CoalescingTransport
 
 Scope = dict[str, Any]
@@ -43,11 +49,13 @@ async def echo(scope: Scope, receive: Callable[[], Coroutine[Any, Any, Any]], se
     await send({"type": "http.response.body", "body": body})
 
 
-def _serve_and_talk(new_loop: Callable[[], asyncio.AbstractEventLoop], talk: Callable[[int], Any]) -> Any:
-    """Serve ``echo`` with MailroomHttpProtocol on a free port; run blocking ``talk(port)`` in a thread."""
+def _serve_and_talk(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], talk: Callable[[int], Any], app: Any = echo
+) -> Any:
+    """Serve ``app`` with MailroomHttpProtocol on a free port; run blocking ``talk(port)`` in a thread."""
     loop = new_loop()
     try:
-        config = Config(app=echo, http=MailroomHttpProtocol, ws="none", lifespan="off", log_level="warning")
+        config = Config(app=app, http=MailroomHttpProtocol, ws="none", lifespan="off", log_level="warning")
         config.load()
         state = ServerState()
 
@@ -207,3 +215,156 @@ def test_writes_in_one_turn_of_the_loop_go_out_together() -> None:
         ("writelines", [b"next"]),
         ("close", None),
     ]
+
+
+# A body taken directly (web/direct_body.py) -----------------------------------------------------
+
+
+class Store:
+    """An app that takes each body directly where it can and hashes it in a worker thread, as
+    the upload endpoints do; ``?stop=N`` gives up after N pieces. It records what its thread saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, Any]] = []
+        self.done = threading.Event()
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        stop = int(parse_qs(scope["query_string"].decode()).get("stop", ["0"])[0])
+        divert = scope.get("extensions", {}).get(DIRECT_BODY)
+        body = divert() if divert is not None else None
+        if body is None:
+            seen: dict[str, Any] = {"direct": False, **await self._received(receive)}
+        else:
+            try:
+                seen = {"direct": True, **await anyio.to_thread.run_sync(self._consume, body, stop)}
+            finally:
+                body.close()
+        self.seen.append(seen)
+        self.done.set()
+        reply = json.dumps(seen).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", b"%d" % len(reply))],
+            }
+        )
+        await send({"type": "http.response.body", "body": reply})
+
+    @staticmethod
+    def _consume(body: Any, stop: int) -> dict[str, Any]:
+        digest, size, sizes = hashlib.sha256(), 0, []
+        try:
+            for piece in body:
+                digest.update(piece)
+                size += len(piece)
+                sizes.append(len(piece))
+                if stop and len(sizes) >= stop:
+                    break
+        except ClientDisconnect:
+            return {"size": size, "disconnected": True}
+        return {"size": size, "sha256": digest.hexdigest(), "sizes": sizes}
+
+    @staticmethod
+    async def _received(receive: Any) -> dict[str, Any]:
+        digest, size = hashlib.sha256(), 0
+        while True:
+            message = await receive()
+            digest.update(message.get("body", b""))
+            size += len(message.get("body", b""))
+            if not message.get("more_body"):
+                return {"size": size, "sha256": digest.hexdigest()}
+
+
+@pytest.mark.parametrize("new_loop", LOOPS)
+def test_a_body_taken_directly_arrives_whole_in_large_pieces_and_the_next_request_is_parsed(new_loop) -> None:
+    big, small = os.urandom(2 * PIECE + 12_345), b"after"
+
+    def talk(port: int) -> list[tuple[int, dict[str, Any]]]:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(_post(big) + _post(small))  # the second request right behind the body
+            return _responses(sock, 2)
+
+    (first_status, first), (second_status, second) = _serve_and_talk(new_loop, talk, Store())
+    assert (first_status, second_status) == (200, 200)
+    assert first["direct"]
+    assert first["size"] == len(big)
+    assert first["sha256"] == hashlib.sha256(big).hexdigest()
+    # what the parser had already taken comes first, then pieces straight from the socket
+    assert len(first["sizes"]) <= 5
+    assert PIECE in first["sizes"]
+    assert second["direct"]
+    assert second["sha256"] == hashlib.sha256(small).hexdigest()
+
+
+@pytest.mark.parametrize("new_loop", LOOPS)
+def test_a_body_taken_directly_answers_expect_100_continue_first(new_loop) -> None:
+    body = os.urandom(PIECE + 1)
+
+    def talk(port: int) -> tuple[bytes, tuple[int, dict[str, Any]]]:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(
+                b"POST /x HTTP/1.1\r\nhost: t\r\nexpect: 100-continue\r\ncontent-length: %d\r\n\r\n"
+                % len(body)
+            )
+            interim = b""
+            while not interim.endswith(b"\r\n\r\n"):
+                interim += sock.recv(1)
+            sock.sendall(body)
+            return interim, _responses(sock, 1)[0]
+
+    interim, (status, answer) = _serve_and_talk(new_loop, talk, Store())
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    assert status == 200
+    assert answer["direct"]
+    assert answer["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+@pytest.mark.parametrize("new_loop", LOOPS)
+def test_a_client_gone_mid_body_ends_the_storing_thread(new_loop) -> None:
+    store = Store()
+
+    def talk(port: int) -> bool:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"POST /x HTTP/1.1\r\nhost: t\r\ncontent-length: %d\r\n\r\n" % (5 * PIECE))
+            sock.sendall(os.urandom(PIECE + 100))
+        return store.done.wait(10)
+
+    assert _serve_and_talk(new_loop, talk, store)
+    assert store.seen == [
+        {"direct": True, "size": PIECE, "disconnected": True}
+    ]  # the full piece, then the loss
+
+
+@pytest.mark.parametrize("new_loop", LOOPS)
+def test_a_body_given_up_early_is_read_to_its_end_and_dropped(new_loop) -> None:
+    big, small = os.urandom(3 * PIECE), os.urandom(1000)
+
+    def talk(port: int) -> list[tuple[int, dict[str, Any]]]:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            head = b"POST /x?stop=1 HTTP/1.1\r\nhost: t\r\ncontent-length: %d\r\n\r\n" % len(big)
+            sock.sendall(head + big + _post(small))
+            return _responses(sock, 2)
+
+    (first_status, first), (second_status, second) = _serve_and_talk(new_loop, talk, Store())
+    assert first_status == 200
+    assert len(first["sizes"]) == 1
+    assert second_status == 200
+    assert second["sha256"] == hashlib.sha256(small).hexdigest()
+
+
+@pytest.mark.parametrize("new_loop", LOOPS)
+def test_a_body_sent_in_chunks_is_not_taken_directly(new_loop) -> None:
+    def talk(port: int) -> tuple[int, dict[str, Any]]:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(
+                b"POST /x HTTP/1.1\r\nhost: t\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+            )
+            return _responses(sock, 1)[0]
+
+    status, answer = _serve_and_talk(new_loop, talk, Store())
+    assert status == 200
+    assert not answer["direct"]
+    assert answer["size"] == 5

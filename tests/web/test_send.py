@@ -328,9 +328,11 @@ def _scope(method: str, path: str, headers: dict[str, str]) -> dict:
     }
 
 
-def test_slow_uploads_do_not_starve_other_requests(client, headers):
+def test_slow_uploads_do_not_starve_other_requests(make_client, headers):
     """Streamed bodies wait on the network in worker threads; however many there are, other
-    requests (which authenticate in the same thread pool) must still be answered."""
+    requests (which authenticate in the shared thread pool) must still be answered. The upload
+    limit is set above the pool's size, so uploads taking pool threads would starve the rest."""
+    client = make_client(max_concurrent_uploads=100)
     uploads = [
         headers("ALICE", mex_to="BOB", mex_workflowid="WF1", transfer_encoding="chunked") for _ in range(60)
     ]
@@ -357,10 +359,11 @@ def test_slow_uploads_do_not_starve_other_requests(client, headers):
         async def no_body():
             return {"type": "http.request", "body": b"", "more_body": False}
 
-        pool = anyio.to_thread.current_default_thread_limiter().total_tokens
+        pool = int(anyio.to_thread.current_default_thread_limiter().total_tokens)
+        assert pool + 5 <= min(len(uploads), client.app.state.upload_limiter.total_tokens)
         async with anyio.create_task_group() as group:
             try:
-                for sent in uploads[: int(pool) + 5]:
+                for sent in uploads[: pool + 5]:
                     group.start_soon(client.app, _scope("POST", OUTBOX, sent), slow_body, ignore)
                 with anyio.fail_after(5):
                     while reading < pool:  # every pool thread, before the fix, waits on a body

@@ -32,10 +32,13 @@ import asyncio
 import threading
 from typing import Any
 
+import httptools
 from uvicorn.config import Config
 from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
+
+from mailroom.web.direct_body import DIRECT_BODY, DirectBody
 
 #: Bytes read from a socket at once (uvloop's own read size).
 READ_SIZE = 256 * 1024
@@ -69,7 +72,42 @@ class BodyPieces:
         return self.size
 
 
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The one Content-Length of a request not sent in chunks, else None."""
+    lengths = [value for name, value in headers if name == b"content-length"]
+    if (
+        len(lengths) != 1
+        or not lengths[0].isdigit()
+        or any(name == b"transfer-encoding" for name, _ in headers)
+    ):
+        return None
+    return int(lengths[0])
+
+
 class _HttpTools(HttpToolsProtocol):
+    owner: MailroomHttpProtocol
+    body_seen = 0  # bytes of the current request's body the parser has seen
+
+    def on_headers_complete(self) -> None:
+        cycle = self.cycle
+        super().on_headers_complete()
+        self.body_seen = 0
+        if self.cycle is not cycle:  # a request the app will see (not an upgrade)
+            extensions: dict[str, object] = self.scope.setdefault("extensions", {})  # type: ignore[assignment]
+            extensions[DIRECT_BODY] = _Diverter(self.owner, self.cycle)
+
+    def end_of_diverted_body(self) -> None:
+        """The body went past the parser (``DirectBody``): a new parser for the next request,
+        and the end of this one's body, as the old parser would have reported it."""
+        self.parser = httptools.HttpRequestParser(self)
+        self.parser.set_dangerous_leniencies(lenient_data_after_close=True)  # as uvicorn does
+        self.on_message_complete()
+        if self.cycle.response_complete and self.timeout_keep_alive_task is None:
+            # answered before the body's end (and reads since then stopped the keep-alive timer)
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler
+            )
+
     def on_body(self, body: bytes) -> None:
         """uvicorn's ``on_body``, the piece kept rather than appended to a ``bytearray``."""
         if (self.parser.should_upgrade() and self._should_upgrade()) or self.cycle.response_complete:
@@ -84,6 +122,7 @@ class _HttpTools(HttpToolsProtocol):
             self.cycle.body = held  # type: ignore[assignment]
         held.pieces.append(body)
         held.size += len(body)
+        self.body_seen += len(body)
         if held.size > HIGH_WATER_LIMIT:
             self.flow.pause_reading()
         self.cycle.message_event.set()
@@ -130,8 +169,22 @@ class _CoalescingTransport:
         self._transport.set_protocol(protocol)
 
 
+class _Diverter:
+    """What ``scope["extensions"][DIRECT_BODY]`` holds: called (on the event loop) by an endpoint
+    that will store the body, it returns the body as a ``DirectBody``, or None where it cannot
+    be had that way (sent in chunks, already read, or the client gone)."""
+
+    def __init__(self, owner: MailroomHttpProtocol, cycle: RequestResponseCycle) -> None:
+        self._owner = owner
+        self._cycle = cycle
+
+    def __call__(self) -> DirectBody | None:
+        return self._owner.divert(self._cycle)
+
+
 class MailroomHttpProtocol(asyncio.BufferedProtocol):
-    """Reads into the loop's buffer and hands each read to uvicorn's httptools protocol."""
+    """Reads into the loop's buffer and hands each read to uvicorn's httptools protocol, or,
+    while an endpoint takes a body directly, into that body's pieces."""
 
     def __init__(
         self,
@@ -141,13 +194,18 @@ class MailroomHttpProtocol(asyncio.BufferedProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.http = _HttpTools(config, server_state, app_state, _loop)
+        self.http.owner = self
         self._buffer = _read_buffer()
+        self._direct: DirectBody | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         loop = asyncio.get_running_loop()
         self.http.connection_made(_CoalescingTransport(transport, loop))  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._direct is not None:
+            self._direct.lost()
+            self._direct = None
         self.http.connection_lost(exc)
 
     def eof_received(self) -> None:
@@ -160,7 +218,42 @@ class MailroomHttpProtocol(asyncio.BufferedProtocol):
         self.http.resume_writing()
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        if self._direct is not None:
+            return self._direct.space()
         return self._buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.http.data_received(self._buffer[:nbytes])  # type: ignore[arg-type]
+        direct = self._direct
+        if direct is None:
+            self.http.data_received(self._buffer[:nbytes])  # type: ignore[arg-type]
+            return
+        self.http._unset_keepalive_if_required()
+        direct.filled(nbytes)
+        if not direct.reading:
+            self._direct = None
+            self.http.end_of_diverted_body()
+
+    def divert(self, cycle: RequestResponseCycle) -> DirectBody | None:
+        """The rest of ``cycle``'s body as a ``DirectBody`` (see ``_Diverter``)."""
+        http = self.http
+        length = _content_length(cycle.scope["headers"])  # type: ignore[arg-type]
+        if length is None or self._direct is not None or cycle.disconnected or cycle.response_complete:
+            return None
+        held: object = cycle.body
+        pieces = held.pieces if isinstance(held, BodyPieces) else [bytes(cycle.body)]
+        cycle.body = bytearray()
+        if cycle.waiting_for_100_continue and not http.transport.is_closing():
+            http.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # as uvicorn's receive() would
+            cycle.waiting_for_100_continue = False
+        remaining = length - http.body_seen if cycle.more_body else 0
+        direct = DirectBody(
+            [piece for piece in pieces if piece],
+            remaining,
+            scratch=self._buffer,
+            pause=http.flow.pause_reading,
+            resume=http.flow.resume_reading,
+        )
+        if direct.reading:
+            self._direct = direct
+            http.flow.resume_reading()  # paused, perhaps, with the parser's pieces waiting
+        return direct

@@ -1,5 +1,9 @@
 """A request body read ahead on the event loop while a worker thread stores it.
 
+Under ``mailroom serve`` an upload with a Content-Length is taken past the parser instead
+(``direct_body``, ``web.direct_body``); this is the way for every other body: one sent in chunks,
+or any body under another ASGI server.
+
 A large upload is stored by a worker thread (hashing and writing block), while its bytes arrive
 on the event loop. If the thread asked the loop for each piece in turn, the two would take
 turns: uvicorn stops reading the socket once it holds 64 KiB that nobody has asked for, so no
@@ -17,6 +21,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterator
 
 import anyio.from_thread
+from starlette.requests import Request
+
+from mailroom.web.direct_body import DIRECT_BODY, DirectBody
 
 #: Pieces queued ahead of the storing thread.
 READ_AHEAD = 4
@@ -82,3 +89,10 @@ async def read_ahead(stream: AsyncIterator[bytes]) -> AsyncIterator[BodyPump]:
     finally:
         task.cancel()
         await asyncio.wait([task])  # the task's own cancellation is not raised here
+
+
+def direct_body(request: Request) -> DirectBody | None:
+    """The rest of ``request``'s body straight from the socket (``web.direct_body``), where the
+    server offers it and the body has a declared length; None otherwise. Close it when done."""
+    divert = request.scope.get("extensions", {}).get(DIRECT_BODY)
+    return divert() if divert is not None else None

@@ -49,6 +49,8 @@ class PayloadStore(Protocol):
         """Store all of ``data`` under ``key`` atomically and durably, replacing any old value.
 
         Either the whole payload is stored (and survives a crash once this returns) or nothing is.
+        A piece of ``data`` (bytes or any bytes-like object) may be reused by its producer once
+        the next one is asked for: a store copies what it keeps.
         """
         ...
 

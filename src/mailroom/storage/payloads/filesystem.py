@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,23 @@ _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 #: Threads that write full buffers, shared by every upload; an upload has at most one write
 #: in flight, so a busy pool slows uploads down but never holds more memory.
 _WRITERS = ThreadPoolExecutor(4, thread_name_prefix="mailroom-payload-write")
+#: Write-buffer pairs kept for the next upload (fresh ones cost a page fault every 4 KiB).
+_KEEP_BUFFERS = 2
+_free_buffers: deque[mmap.mmap] = deque()  # appends and pops are atomic: any thread may use it
+
+
+def _take_buffers() -> mmap.mmap:
+    try:
+        return _free_buffers.pop()
+    except IndexError:  # private, not shared: the default (shared) mapping is slower to fault in and free
+        return mmap.mmap(-1, 2 * BUFFER, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
+
+def _give_back(memory: mmap.mmap) -> None:
+    if len(_free_buffers) < _KEEP_BUFFERS:
+        _free_buffers.append(memory)
+    else:
+        memory.close()
 
 
 class FilesystemPayloadStore:
@@ -152,7 +170,7 @@ class _PayloadFile:
         self._path = path
         self._want_direct = direct  # opened at the first full buffer: most payloads never fill one
         self._direct: int | None = None
-        self._memory = mmap.mmap(-1, 2 * BUFFER)  # page-aligned, as O_DIRECT needs
+        self._memory = _take_buffers()  # page-aligned, as O_DIRECT needs
         whole = memoryview(self._memory)
         self._buffers = (whole[:BUFFER], whole[BUFFER:])
         whole.release()
@@ -172,7 +190,7 @@ class _PayloadFile:
         finally:
             for buffer in self._buffers:
                 buffer.release()
-            self._memory.close()
+            _give_back(self._memory)
             if self._direct is not None:
                 os.close(self._direct)
             os.close(self._fd)

@@ -17,7 +17,7 @@ class MemoryPayloadStore:
         self._lock = threading.Lock()
 
     def put(self, key: str, data: Iterable[bytes]) -> StoredPayload:
-        body = b"".join(data)
+        body = b"".join([bytes(piece) for piece in data])  # a piece may be reused once the next is read
         with self._lock:
             self._data[check_key(key)] = body
             self._written[key.partition("/")[0]] = datetime.now(UTC)

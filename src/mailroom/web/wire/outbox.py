@@ -23,7 +23,7 @@ from mailroom.web.deps import (
     get_container,
     version_of,
 )
-from mailroom.web.streaming import read_ahead
+from mailroom.web.streaming import direct_body, read_ahead
 from mailroom.web.wire import headers as mex
 from mailroom.web.wire.media import V2_TYPE, ApiVersion
 from mailroom.web.wire.paging import rich_page
@@ -37,21 +37,35 @@ SMALL_BODY = 1024 * 1024
 
 
 def upload_limiter(settings: Settings) -> anyio.CapacityLimiter:
-    """Threads for storing request bodies, ``max_concurrent_uploads`` of them. Each holds a thread
-    while its body arrives, so uploads get threads of their own: slow ones must never take the
-    shared pool that every request authenticates in."""
+    """Request bodies stored at once, ``max_concurrent_uploads`` of them, each in a thread of its
+    own while its body arrives: slow uploads must never take the shared pool that every request
+    authenticates in. An upload waiting for its turn has none of its body read."""
     return anyio.CapacityLimiter(settings.max_concurrent_uploads)
 
 
 async def in_upload_thread(request: Request, func: Callable[..., T], *args: Any) -> T:
-    limiter: anyio.CapacityLimiter = request.app.state.upload_limiter
-    return await anyio.to_thread.run_sync(func, *args, limiter=limiter)
+    async with request.app.state.upload_limiter:
+        return await _in_own_thread(func, *args)
 
 
 async def store_streamed(request: Request, func: Callable[..., T], *args: Any) -> T:
-    """``func(*args, body)`` in an upload thread, the body read ahead on the loop meanwhile."""
-    async with read_ahead(request.stream()) as body:
-        return await in_upload_thread(request, func, *args, body)
+    """``func(*args, body)`` in an upload thread, the body coming straight from the socket where
+    the server allows (``web.direct_body``), else read ahead on the loop meanwhile."""
+    async with request.app.state.upload_limiter:
+        direct = direct_body(request)
+        if direct is not None:
+            try:
+                return await _in_own_thread(func, *args, direct)
+            finally:
+                direct.close()
+        async with read_ahead(request.stream()) as body:
+            return await _in_own_thread(func, *args, body)
+
+
+async def _in_own_thread(func: Callable[..., T], *args: Any) -> T:
+    """``func(*args)`` in a worker thread not counted against anyio's shared pool (the caller holds
+    an upload slot, which is the bound)."""
+    return await anyio.to_thread.run_sync(func, *args, limiter=anyio.CapacityLimiter(1))
 
 
 def declared_size(request: Request, max_bytes: int, message_id: str | None = None) -> int | None:
