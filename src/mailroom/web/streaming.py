@@ -20,7 +20,9 @@ import contextlib
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 
+import anyio
 import anyio.from_thread
+import anyio.to_thread
 from starlette.requests import Request
 
 from mailroom.web.direct_body import DIRECT_BODY, DirectBody
@@ -96,3 +98,21 @@ def direct_body(request: Request) -> DirectBody | None:
     server offers it and the body has a declared length; None otherwise. Close it when done."""
     divert = request.scope.get("extensions", {}).get(DIRECT_BODY)
     return divert() if divert is not None else None
+
+
+async def read_in_turn(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """A blocking iterator's pieces (a stored payload being downloaded), each read in a worker
+    thread while the one before it is sent: the disk and the socket work at the same time, and no
+    thread is held between pieces (a slow client holds none at all). The iterator is closed on
+    the way out, once no read of it is running."""
+    pending = asyncio.ensure_future(anyio.to_thread.run_sync(next, pieces, None))
+    try:
+        while (piece := await pending) is not None:
+            pending = asyncio.ensure_future(anyio.to_thread.run_sync(next, pieces, None))
+            yield piece
+    finally:
+        with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+            await pending  # a generator may not be closed while a thread runs it
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()

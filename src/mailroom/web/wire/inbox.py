@@ -25,6 +25,7 @@ from mailroom.web.deps import (
     get_container,
     version_of,
 )
+from mailroom.web.streaming import read_in_turn
 from mailroom.web.wire.headers import message_headers
 from mailroom.web.wire.media import V2_TYPE, ApiVersion, accepts_gzip
 from mailroom.web.wire.paging import int_param, link, rich_page, text_param
@@ -154,7 +155,9 @@ def _respond(found: Download, request: Request, services: Container, version: Ap
     if length is not None and length <= SMALL_CHUNK:
         # read in this worker thread: no thread hop per piece for the common small message
         return Response(b"".join(body), status_code=status, headers=headers, media_type=media_type)
-    return StreamingResponse(body, status_code=status, headers=headers, media_type=media_type)
+    return StreamingResponse(
+        read_in_turn(iter(body)), status_code=status, headers=headers, media_type=media_type
+    )
 
 
 def _media_type(found: Download, version: ApiVersion) -> str:
