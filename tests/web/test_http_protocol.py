@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import socket
 import threading
@@ -18,6 +19,7 @@ from urllib.parse import parse_qs
 
 import anyio.to_thread
 import pytest
+import uvicorn
 import uvloop
 from starlette.requests import ClientDisconnect
 from uvicorn.config import Config
@@ -25,7 +27,13 @@ from uvicorn.server import ServerState
 
 from mailroom.cli.main import http_protocol
 from mailroom.web.direct_body import DIRECT_BODY, PIECE
-from mailroom.web.http_protocol import READ_SIZE, BodyPieces, MailroomHttpProtocol, _CoalescingTransport
+from mailroom.web.http_protocol import (
+    READ_SIZE,
+    TESTED_UVICORN,
+    BodyPieces,
+    MailroomHttpProtocol,
+    _CoalescingTransport,
+)
 
 Scope = dict[str, Any]
 
@@ -149,8 +157,10 @@ def test_a_malformed_request_gets_400_and_the_connection_closes(new_loop) -> Non
 
 
 @pytest.mark.parametrize("new_loop", LOOPS)
-def test_a_websocket_upgrade_is_answered_as_plain_http(new_loop) -> None:
+def test_a_websocket_upgrade_is_answered_as_plain_http_and_logs_nothing(new_loop, caplog) -> None:
     def talk(port: int) -> tuple[int, dict[str, Any]]:
+        # uvicorn's loggers do not propagate, and its Config set them up anew: listen on its own
+        logging.getLogger("uvicorn.error").addHandler(caplog.handler)
         with socket.create_connection(("127.0.0.1", port)) as sock:
             sock.sendall(
                 b"GET /x HTTP/1.1\r\nhost: t\r\nconnection: upgrade\r\nupgrade: websocket\r\n"
@@ -158,9 +168,13 @@ def test_a_websocket_upgrade_is_answered_as_plain_http(new_loop) -> None:
             )
             return _responses(sock, 1)[0]
 
-    status, answer = _serve_and_talk(new_loop, talk)
+    try:
+        status, answer = _serve_and_talk(new_loop, talk)
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(caplog.handler)
     assert status == 200  # the application's answer, not 101 Switching Protocols
     assert answer["size"] == 0
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
 
 
 def test_one_waiting_piece_is_handed_over_uncopied() -> None:
@@ -176,6 +190,15 @@ def test_one_waiting_piece_is_handed_over_uncopied() -> None:
 
 
 def test_serve_uses_it() -> None:
+    assert http_protocol() is MailroomHttpProtocol
+
+
+def test_serve_uses_uvicorns_own_protocol_under_a_uvicorn_newer_than_tested(monkeypatch, capsys) -> None:
+    newer = f"{TESTED_UVICORN[0]}.{TESTED_UVICORN[1] + 1}.0"
+    monkeypatch.setattr(uvicorn, "__version__", newer)
+    assert http_protocol() == "httptools"
+    assert f"uvicorn {newer} is newer" in capsys.readouterr().err
+    monkeypatch.setattr(uvicorn, "__version__", f"{TESTED_UVICORN[0]}.{TESTED_UVICORN[1]}.7")
     assert http_protocol() is MailroomHttpProtocol
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -133,11 +134,26 @@ def serve(**options: Any) -> None:
 
 
 def http_protocol() -> Any:
-    """Mailroom's httptools protocol (web/http_protocol.py), or uvicorn's choice without httptools."""
+    """Mailroom's httptools protocol (web/http_protocol.py), or uvicorn's choice without httptools.
+
+    That protocol builds on uvicorn's internals, so under a uvicorn newer than it was tested with
+    (``TESTED_UVICORN``) ``serve`` uses uvicorn's own protocol instead and says so: slower for
+    large transfers, but sure to work."""
+    import uvicorn
+
     try:
-        from mailroom.web.http_protocol import MailroomHttpProtocol
+        from mailroom.web.http_protocol import TESTED_UVICORN, MailroomHttpProtocol
     except ImportError:
         return "auto"
+    found = tuple(int(part) for part in re.findall(r"\d+", uvicorn.__version__)[:2])
+    if found > TESTED_UVICORN:
+        tested = ".".join(map(str, TESTED_UVICORN))
+        click.echo(
+            f"uvicorn {uvicorn.__version__} is newer than Mailroom's HTTP layer was tested with "
+            f"({tested}): using uvicorn's own httptools protocol",
+            err=True,
+        )
+        return "httptools"
     return MailroomHttpProtocol
 
 

@@ -40,6 +40,10 @@ from uvicorn.server import ServerState
 
 from mailroom.web.direct_body import DIRECT_BODY, DirectBody
 
+#: The newest uvicorn (major, minor) this module was tested with: it builds on uvicorn's internals
+#: (``HttpToolsProtocol``'s parser callbacks, flow control and keep-alive timer, and the request
+#: cycle's fields), so ``serve`` uses it only up to this version (``cli.main.http_protocol``).
+TESTED_UVICORN = (0, 54)
 #: Bytes read from a socket at once (uvloop's own read size).
 READ_SIZE = 256 * 1024
 
@@ -107,6 +111,10 @@ class _HttpTools(HttpToolsProtocol):
             self.timeout_keep_alive_task = self.loop.call_later(
                 self.timeout_keep_alive, self.timeout_keep_alive_handler
             )
+
+    def _unsupported_upgrade_warning(self) -> None:
+        """Nothing: an upgrade request is answered as plain HTTP (Mailroom serves no WebSockets),
+        and uvicorn's two warnings for each would let any client fill the log at will."""
 
     def on_body(self, body: bytes) -> None:
         """uvicorn's ``on_body``, the piece kept rather than appended to a ``bytearray``."""
