@@ -146,7 +146,8 @@ class Workload:
             self.ledger.accepted[response.json()["message_id"]] = [part]
 
     def _chunked(self, client: httpx.Client, rng: random.Random) -> None:
-        parts = [self._payload(rng, 64 * 1024, MIB) for _ in range(rng.randint(2, 3))]
+        # up to 3 MiB: those over 1 MiB stream to storage as they arrive (web/direct_body.py)
+        parts = [self._payload(rng, 64 * 1024, 3 * MIB) for _ in range(rng.randint(2, 3))]
         total = len(parts)
         headers = {"mex-to": "BOB", "mex-workflowid": WORKFLOW, "mex-chunk-range": f"1:{total}"}
         message_id = self._post(client, "/messageexchange/ALICE/outbox", parts[0], headers).json()[
