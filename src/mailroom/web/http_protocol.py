@@ -118,6 +118,7 @@ class _HttpTools(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         """uvicorn's ``on_body``, the piece kept rather than appended to a ``bytearray``."""
+        self.body_seen += len(body)
         if (self.parser.should_upgrade() and self._should_upgrade()) or self.cycle.response_complete:
             return
         held: object = self.cycle.body
@@ -130,7 +131,6 @@ class _HttpTools(HttpToolsProtocol):
             self.cycle.body = held  # type: ignore[assignment]
         held.pieces.append(body)
         held.size += len(body)
-        self.body_seen += len(body)
         if held.size > HIGH_WATER_LIMIT:
             self.flow.pause_reading()
         self.cycle.message_event.set()
