@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 
 import pytest
 from click.testing import CliRunner
 
-from mailroom.cli.main import cli
+from mailroom.cli.main import MALLOC_ARENAS, cli, limit_malloc_arenas
 from mailroom.container import build_container
 from mailroom.settings import load_settings
 
@@ -145,3 +147,13 @@ def test_password_is_asked_for_when_not_given(run, tmp_path):
     assert result.exit_code == 0, result.output
     assert "s3cret" not in result.output
     assert store(run).mailboxes.get("ASKED").password == "s3cret"
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_serve_limits_malloc_arenas_unless_told_otherwise(monkeypatch) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert limit_malloc_arenas() is True  # mallopt accepted it
+    assert os.environ["MALLOC_ARENA_MAX"] == str(MALLOC_ARENAS)
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False
+    assert os.environ["MALLOC_ARENA_MAX"] == "4"

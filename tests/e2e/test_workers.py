@@ -88,3 +88,12 @@ def test_workers_stop_when_their_supervisor_is_killed(start_server: StartServer)
     children = workers_of(server.pid)
     os.kill(server.pid, signal.SIGKILL)  # the supervisor alone, not its process group
     wait_for(lambda: not any(alive(pid) for pid in children), timeout=30, what="the workers to stop")
+
+
+def test_worker_processes_inherit_the_malloc_arena_limit(start_server: StartServer, monkeypatch) -> None:
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    server = start_server(env={"MAILROOM_WORKERS": "2"})
+    wait_for(lambda: len(workers_of(server.pid)) >= 2, what="two worker processes")
+    for worker in workers_of(server.pid):
+        environment = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
+        assert b"MALLOC_ARENA_MAX=2" in environment

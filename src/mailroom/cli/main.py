@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import re
@@ -90,6 +91,7 @@ def serve(**options: Any) -> None:
     """Serve the MESH API (HTTP, or HTTPS with --tls-cert/--tls-key)."""
     import uvicorn
 
+    limit_malloc_arenas()
     from mailroom.web.app import ENTRY_POINT, SUPERVISOR_PID, configure_logging, create_app
 
     settings = settings_from(**options)
@@ -131,6 +133,31 @@ def serve(**options: Any) -> None:
         ws="none",  # no WebSockets are served: an upgrade request is answered as plain HTTP
         **tls,
     )
+
+
+#: glibc's malloc arenas a server process may use (``MALLOC_ARENA_MAX``), unless set already.
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
+
+
+def limit_malloc_arenas(count: int = MALLOC_ARENAS) -> bool:
+    """Keep this process, and the worker processes it starts, to ``count`` malloc arenas.
+
+    glibc gives threads that allocate at once arenas of their own, up to 8 per core, and each
+    keeps what was freed in it. A server process runs dozens of threads (the request pool,
+    uploads, writers). In 2-minute runs of bench.soak, RSS rose 2.6 MiB from 30 s to the end
+    with glibc's default and 1.6 MiB with 2 arenas, at the same request rate; the 1 GiB
+    transfer's peak was 5-7 MiB lower. A ``MALLOC_ARENA_MAX`` already set is left alone. True if
+    the limit was set here (False too where malloc is not glibc's: there is no ``mallopt`` to call).
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    os.environ["MALLOC_ARENA_MAX"] = str(count)  # read by glibc as each worker process starts
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_ARENA_MAX, count))
 
 
 def http_protocol() -> Any:
