@@ -687,8 +687,12 @@ def soak_section(path: Path = SOAK) -> list[str]:
         "",
         "The slow rise after warm-up is not Python's heap: in-process, with tracemalloc, 3,200 "
         "send-download-acknowledge cycles left it at 3.47 MiB after every 400 (profiled "
-        "November 2026, not regenerated), while RSS rose by ever smaller steps, as SQLite's page "
-        "caches (up to 2 MiB per pooled connection) fill while the database grows.",
+        "November 2026, not regenerated). Nor is it SQLite's page cache: 2-minute runs with "
+        "each connection's cache cut from 2 MiB to 256 KiB rose alike. Part of it was glibc's "
+        "malloc arenas (one per busy thread, each keeping what was freed in it): in 2-minute "
+        "runs RSS rose 2.6 MiB from 30 s to the end with glibc's default and 1.6 MiB with 2 "
+        "arenas, which `serve` now sets (`MALLOC_ARENA_MAX`, docs/operations.md). What is left "
+        "of the rise is not identified.",
         "",
     ]  # fmt: skip
 
