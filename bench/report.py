@@ -692,7 +692,7 @@ def soak_section(path: Path = SOAK) -> list[str]:
         "malloc arenas (one per busy thread, each keeping what was freed in it): in 2-minute "
         "runs RSS rose 2.6 MiB from 30 s to the end with glibc's default and 1.6 MiB with 2 "
         "arenas, which `serve` now sets (`MALLOC_ARENA_MAX`, docs/operations.md). What is left "
-        "of the rise is not identified.",
+        "of the rise slows as the run goes on (the samples above) and is not identified.",
         "",
     ]  # fmt: skip
 
