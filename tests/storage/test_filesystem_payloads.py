@@ -81,19 +81,19 @@ def test_write_buffers_are_used_again_and_carry_nothing_over(tmp_path, monkeypat
     store = FilesystemPayloadStore(tmp_path)
     first, second = _new_key(), _new_key()
     store.put(first, [b"a" * (3 * filesystem.BUFFER + 5)])
-    kept = filesystem._free_buffers[-1]  # the pair the first upload used, back for the next
+    kept = filesystem._BUFFER_PAIRS.newest()  # the pair the first upload used, back for the next
     taken: list[object] = []
-    take = filesystem._take_buffers
+    take = filesystem._BUFFER_PAIRS.take
 
     def spy() -> object:
         taken.append(take())
         return taken[-1]
 
-    monkeypatch.setattr(filesystem, "_take_buffers", spy)
+    monkeypatch.setattr(filesystem._BUFFER_PAIRS, "take", spy)
     store.put(second, [b"b" * (filesystem.BUFFER + 7)])
     assert taken == [kept]
     assert b"".join(store.open(second)) == b"b" * (filesystem.BUFFER + 7)
-    assert len(filesystem._free_buffers) <= filesystem._KEEP_BUFFERS
+    assert filesystem._BUFFER_PAIRS.kept() <= filesystem._BUFFER_PAIRS._keep
 
 
 def _skip_without_direct_io(path) -> None:

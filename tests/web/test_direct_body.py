@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from starlette.requests import ClientDisconnect
 
-from mailroom.web.direct_body import AHEAD, PIECE, DirectBody, Pieces
+from mailroom.web.direct_body import AHEAD, PIECE, DirectBody, Pieces, new_pieces
 
 
 class Reading:
@@ -32,7 +32,7 @@ def _body(remaining: int, reading: Reading, pieces: Pieces | None = None, held: 
         scratch=memoryview(bytearray(1024)),
         pause=reading.pause,
         resume=reading.resume,
-        pieces=pieces or Pieces(),
+        pieces=pieces or new_pieces(),
     )
 
 
@@ -66,7 +66,7 @@ def test_reading_pauses_with_ahead_pieces_waiting_and_resumes_once_the_thread_ta
 
 def test_pieces_go_back_once_the_thread_asks_for_the_next_and_are_used_again() -> None:
     async def main() -> None:
-        pieces = Pieces(keep=1)
+        pieces = new_pieces(keep=1)
         body = _body(2 * PIECE, Reading(), pieces)
         _fill(body, 1)
         first = next(body)

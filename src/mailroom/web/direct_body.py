@@ -15,10 +15,9 @@ thread-safe queue, and the storing thread iterates over them. The event loop doe
 call and a few lines of Python per read; the thread wakes once per piece; the loop is woken by
 the thread only when ``AHEAD`` pieces were waiting and reading had to pause.
 
-Pieces are used again: each piece handed to the thread is a view that stays valid until the thread
-asks for the next one (the payload stores copy what they keep: ``PayloadStore.put``), and the
-piece then goes back to its event loop's ``Pieces`` for the next read. Fresh 2 MiB allocations
-cost the loop a page fault for every 4 KiB (measured with py-spy: a quarter of a second per GiB).
+Pieces are used again (``mailroom.spares``): each piece handed to the thread is a view that
+stays valid until the thread asks for the next one (the payload stores copy what they keep:
+``PayloadStore.put``), and the piece then goes back to its event loop's spares for the next read.
 
 A thread iterating here always comes to an end: the body's last byte, the connection's loss
 (``ClientDisconnect``, as Starlette raises it) or the endpoint's ``close`` (an endpoint that
@@ -30,10 +29,12 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
+from typing import NoReturn
 
 from starlette.requests import ClientDisconnect
+
+from mailroom.spares import Spares
 
 #: The ASGI scope extension through which an endpoint asks for a request's body as a
 #: ``DirectBody`` (set by ``web.http_protocol``; absent under any other server).
@@ -46,23 +47,13 @@ PIECE = 1024 * 1024
 AHEAD = 2
 
 
-class Pieces:
-    """Pieces for the bodies read on one event loop: taken on the loop, given back by threads
-    (``deque`` appends and pops are atomic), at most ``keep`` kept while unused."""
+Pieces = Spares[bytearray]
 
-    def __init__(self, keep: int = AHEAD + 2) -> None:
-        self._free: deque[bytearray] = deque()
-        self._keep = keep
 
-    def take(self) -> bytearray:
-        try:
-            return self._free.pop()
-        except IndexError:
-            return bytearray(PIECE)
-
-    def give_back(self, piece: bytearray) -> None:
-        if len(self._free) < self._keep:
-            self._free.append(piece)
+def new_pieces(keep: int = AHEAD + 2) -> Pieces:
+    """Spare pieces for the bodies read on one event loop: taken on the loop, given back by the
+    storing threads."""
+    return Spares(lambda: bytearray(PIECE), keep=keep)
 
 
 _pieces = threading.local()
@@ -72,15 +63,22 @@ def loop_pieces() -> Pieces:
     """This thread's (so this event loop's) pieces."""
     pieces: Pieces | None = getattr(_pieces, "pieces", None)
     if pieces is None:
-        pieces = _pieces.pieces = Pieces()
+        pieces = _pieces.pieces = new_pieces()
     return pieces
 
 
-class _End:
-    """The end of the body in the queue, with the error that ended it, if any."""
+class BodyEnd:
+    """The end of a body in a queue, with the error that ended it, if any. A body iterator leaves
+    it in place, so that asking again gives the same answer (``stop``)."""
 
     def __init__(self, error: BaseException | None = None) -> None:
         self.error = error
+
+    def stop(self) -> NoReturn:
+        """End the iteration: with the error, or as a finished body."""
+        if self.error is not None:
+            raise self.error
+        raise StopIteration
 
 
 class DirectBody(Iterator[bytes]):
@@ -101,14 +99,14 @@ class DirectBody(Iterator[bytes]):
         pieces: Pieces | None = None,
     ) -> None:
         self._loop = asyncio.get_running_loop()
-        self._ready: queue.SimpleQueue[tuple[bytes | memoryview, bytearray | None] | _End] = (
+        self._ready: queue.SimpleQueue[tuple[bytes | memoryview, bytearray | None] | BodyEnd] = (
             queue.SimpleQueue()
         )
         self._lock = threading.Lock()
         self._waiting = 0  # pieces queued and not yet taken
         self._paused = False
         self._remaining = remaining
-        self._pieces = pieces or loop_pieces()
+        self._pieces = loop_pieces() if pieces is None else pieces
         self._piece: bytearray | None = None
         self._fill = 0
         self._size = 0  # bytes of the body the current piece is for
@@ -121,7 +119,7 @@ class DirectBody(Iterator[bytes]):
         for piece in held:
             self._hand_over(piece, None)
         if not remaining:
-            self._end()
+            self._finish()
 
     @property
     def reading(self) -> bool:
@@ -149,19 +147,19 @@ class DirectBody(Iterator[bytes]):
                 piece, self._piece = self._piece, None
                 self._hand_over(memoryview(piece)[: self._size], piece)
         if not self._remaining:
-            self._end()
+            self._finish()
 
-    def lost(self, error: BaseException | None = None) -> None:
+    def lost(self) -> None:
         """The connection is gone: the thread hears of it once it has taken what had arrived."""
         self._remaining = 0
-        self._finish(_End(error or ClientDisconnect()))
+        self._finish(ClientDisconnect())
 
     def close(self) -> None:
         """The endpoint is done with the body: any rest is read and dropped."""
         if self._remaining and not self._dropping:
             self._dropping = True
             self._piece = None
-            self._finish(_End(ClientDisconnect()))
+            self._finish(ClientDisconnect())
             self._resume()
 
     def _hand_over(self, view: bytes | memoryview, piece: bytearray | None) -> None:
@@ -173,13 +171,11 @@ class DirectBody(Iterator[bytes]):
         if pause:
             self._pause()
 
-    def _end(self) -> None:
-        self._finish(_End())
-
-    def _finish(self, end: _End) -> None:
+    def _finish(self, error: BaseException | None = None) -> None:
+        """The end of the body goes on the queue (once): last, after every piece before it."""
         if not self._ended:
             self._ended = True
-            self._ready.put(end)
+            self._ready.put(BodyEnd(error))
 
     def _resume_if_paused(self) -> None:
         if self.reading and not self._dropping:
@@ -195,11 +191,9 @@ class DirectBody(Iterator[bytes]):
             self._pieces.give_back(self._lent)
             self._lent = None
         taken = self._ready.get()
-        if isinstance(taken, _End):
+        if isinstance(taken, BodyEnd):
             self._ready.put(taken)  # asking again gives the same answer
-            if taken.error is not None:
-                raise taken.error
-            raise StopIteration
+            taken.stop()
         view, self._lent = taken
         with self._lock:
             self._waiting -= 1

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from functools import partial
 from typing import Any
 
 import httptools
@@ -98,7 +99,8 @@ class _HttpTools(HttpToolsProtocol):
         self.body_seen = 0
         if self.cycle is not cycle:  # a request the app will see (not an upgrade)
             extensions: dict[str, object] = self.scope.setdefault("extensions", {})  # type: ignore[assignment]
-            extensions[DIRECT_BODY] = _Diverter(self.owner, self.cycle)
+            # called (on the loop) by an endpoint that will store the body: MailroomHttpProtocol.divert
+            extensions[DIRECT_BODY] = partial(self.owner.divert, self.cycle)
 
     def end_of_diverted_body(self) -> None:
         """The body went past the parser (``DirectBody``): a new parser for the next request,
@@ -177,19 +179,6 @@ class _CoalescingTransport:
         self._transport.set_protocol(protocol)
 
 
-class _Diverter:
-    """What ``scope["extensions"][DIRECT_BODY]`` holds: called (on the event loop) by an endpoint
-    that will store the body, it returns the body as a ``DirectBody``, or None where it cannot
-    be had that way (sent in chunks, already read, or the client gone)."""
-
-    def __init__(self, owner: MailroomHttpProtocol, cycle: RequestResponseCycle) -> None:
-        self._owner = owner
-        self._cycle = cycle
-
-    def __call__(self) -> DirectBody | None:
-        return self._owner.divert(self._cycle)
-
-
 class MailroomHttpProtocol(asyncio.BufferedProtocol):
     """Reads into the loop's buffer and hands each read to uvicorn's httptools protocol, or,
     while an endpoint takes a body directly, into that body's pieces."""
@@ -242,7 +231,8 @@ class MailroomHttpProtocol(asyncio.BufferedProtocol):
             self.http.end_of_diverted_body()
 
     def divert(self, cycle: RequestResponseCycle) -> DirectBody | None:
-        """The rest of ``cycle``'s body as a ``DirectBody`` (see ``_Diverter``)."""
+        """The rest of ``cycle``'s body as a ``DirectBody``, or None where it cannot be had that
+        way (sent in chunks, already answered, or the client gone)."""
         http = self.http
         length = _content_length(cycle.scope["headers"])  # type: ignore[arg-type]
         if length is None or self._direct is not None or cycle.disconnected or cycle.response_complete:

@@ -25,17 +25,10 @@ import anyio.from_thread
 import anyio.to_thread
 from starlette.requests import Request
 
-from mailroom.web.direct_body import DIRECT_BODY, DirectBody
+from mailroom.web.direct_body import DIRECT_BODY, BodyEnd, DirectBody
 
 #: Pieces queued ahead of the storing thread.
 READ_AHEAD = 4
-
-
-class _End:
-    """Marks the end of the body in the queue (with the error that ended it, if any)."""
-
-    def __init__(self, error: BaseException | None = None) -> None:
-        self.error = error
 
 
 class BodyPump(Iterator[bytes]):
@@ -47,8 +40,8 @@ class BodyPump(Iterator[bytes]):
 
     def __init__(self, stream: AsyncIterator[bytes], ahead: int = READ_AHEAD) -> None:
         self._stream = stream
-        self._queue: asyncio.Queue[bytes | _End] = asyncio.Queue(ahead)
-        self._taken: deque[bytes | _End] = deque()
+        self._queue: asyncio.Queue[bytes | BodyEnd] = asyncio.Queue(ahead)
+        self._taken: deque[bytes | BodyEnd] = deque()
 
     async def pump(self) -> None:
         try:
@@ -56,11 +49,11 @@ class BodyPump(Iterator[bytes]):
                 if piece:
                     await self._queue.put(piece)
         except Exception as exc:  # a client that went away: the thread hears of it at its next piece
-            await self._queue.put(_End(exc))
+            await self._queue.put(BodyEnd(exc))
             return
-        await self._queue.put(_End())
+        await self._queue.put(BodyEnd())
 
-    async def _take(self) -> list[bytes | _End]:
+    async def _take(self) -> list[bytes | BodyEnd]:
         taken = [await self._queue.get()]
         while not self._queue.empty():
             taken.append(self._queue.get_nowait())
@@ -73,10 +66,8 @@ class BodyPump(Iterator[bytes]):
         if not self._taken:
             self._taken.extend(anyio.from_thread.run(self._take))
         piece = self._taken[0]
-        if isinstance(piece, _End):  # left in place: asking again gives the same answer
-            if piece.error is not None:
-                raise piece.error
-            raise StopIteration
+        if isinstance(piece, BodyEnd):  # left in place: asking again gives the same answer
+            piece.stop()
         self._taken.popleft()
         return piece
 

@@ -22,7 +22,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mailroom.ids import is_generated_id
+from mailroom.spares import Spares
 from mailroom.storage.payloads.base import InvalidKey, PayloadMissing, StoredPayload, check_key
 
 READ_SIZE = 256 * 1024
@@ -44,23 +44,13 @@ _O_DIRECT: int = getattr(os, "O_DIRECT", 0)
 #: Threads that write full buffers, shared by every upload; an upload has at most one write
 #: in flight, so a busy pool slows uploads down but never holds more memory.
 _WRITERS = ThreadPoolExecutor(4, thread_name_prefix="mailroom-payload-write")
-#: Write-buffer pairs kept for the next upload (fresh ones cost a page fault every 4 KiB).
-_KEEP_BUFFERS = 2
-_free_buffers: deque[mmap.mmap] = deque()  # appends and pops are atomic: any thread may use it
-
-
-def _take_buffers() -> mmap.mmap:
-    try:
-        return _free_buffers.pop()
-    except IndexError:  # private, not shared: the default (shared) mapping is slower to fault in and free
-        return mmap.mmap(-1, 2 * BUFFER, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-
-
-def _give_back(memory: mmap.mmap) -> None:
-    if len(_free_buffers) < _KEEP_BUFFERS:
-        _free_buffers.append(memory)
-    else:
-        memory.close()
+#: Write-buffer pairs kept for the next upload (fresh ones cost a page fault every 4 KiB). Private
+#: mappings, not shared: the default (shared) mapping is slower to fault in and to free.
+_BUFFER_PAIRS: Spares[mmap.mmap] = Spares(
+    lambda: mmap.mmap(-1, 2 * BUFFER, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS),
+    keep=2,
+    drop=mmap.mmap.close,
+)
 
 
 class FilesystemPayloadStore:
@@ -170,7 +160,7 @@ class _PayloadFile:
         self._path = path
         self._want_direct = direct  # opened at the first full buffer: most payloads never fill one
         self._direct: int | None = None
-        self._memory = _take_buffers()  # page-aligned, as O_DIRECT needs
+        self._memory = _BUFFER_PAIRS.take()  # page-aligned, as O_DIRECT needs
         whole = memoryview(self._memory)
         self._buffers = (whole[:BUFFER], whole[BUFFER:])
         whole.release()
@@ -190,7 +180,7 @@ class _PayloadFile:
         finally:
             for buffer in self._buffers:
                 buffer.release()
-            _give_back(self._memory)
+            _BUFFER_PAIRS.give_back(self._memory)
             if self._direct is not None:
                 os.close(self._direct)
             os.close(self._fd)
