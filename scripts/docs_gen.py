@@ -40,6 +40,7 @@ _TYPES = {
     "timedelta": "duration",
     "AfterAck": "`gone` or `allow`",
     "PayloadBackend": "`filesystem` or `s3`",
+    "HttpLayer": "`mailroom` or `uvicorn`",
     "Mapping[str, int]": "header limits",
 }
 _MIB = 1024 * 1024

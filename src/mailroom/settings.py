@@ -64,6 +64,13 @@ class PayloadBackend(StrEnum):
     S3 = "s3"  # objects in an S3-compatible bucket (the `s3` extra)
 
 
+class HttpLayer(StrEnum):
+    """What parses HTTP for ``mailroom serve`` (docs/operations.md#the-http-layer)."""
+
+    MAILROOM = "mailroom"  # web/http_protocol.py on uvicorn's httptools protocol: the tested, fast path
+    UVICORN = "uvicorn"  # uvicorn's own h11 protocol: public interfaces only, slower
+
+
 #: S3's smallest multipart part (all but the last) and largest part.
 S3_MIN_PART_SIZE = 5 * 1024 * 1024
 S3_MAX_PART_SIZE = 5 * 1024 * 1024 * 1024
@@ -206,6 +213,13 @@ class Settings:
         "SQLite `PRAGMA synchronous` (FULL makes every commit durable against power loss).", default="FULL"
     )
     log_level: str = _help("Logging level of the server.", default="info")
+    http_layer: HttpLayer = _help(
+        "What parses HTTP for `mailroom serve`: `mailroom` (its own protocol on uvicorn's httptools "
+        "parser, the tested and fast path; `serve` refuses to start under a uvicorn it was not tested "
+        "with) or `uvicorn` (uvicorn's own h11 protocol, through public interfaces only: any uvicorn "
+        "works, large transfers are slower).",
+        default=HttpLayer.MAILROOM,
+    )
     payload_store: PayloadBackend = _help(
         "Where payload bytes are kept: `filesystem` (under `{data_dir}/payloads`) or `s3` "
         "(an S3-compatible bucket; install the `s3` extra). Credentials come from the usual "
@@ -286,6 +300,8 @@ def _convert(f: dataclasses.Field[Any], raw: str) -> Any:
             return AfterAck(raw.strip().lower())
         if kind == "PayloadBackend":
             return PayloadBackend(raw.strip().lower())
+        if kind == "HttpLayer":
+            return HttpLayer(raw.strip().lower())
         if kind == "Mapping[str, int]":
             return parse_header_limits(raw)
     except ValueError as exc:

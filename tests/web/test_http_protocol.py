@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import anyio.to_thread
+import click
 import pytest
 import uvicorn
 import uvloop
@@ -26,6 +27,7 @@ from uvicorn.config import Config
 from uvicorn.server import ServerState
 
 from mailroom.cli.main import http_protocol
+from mailroom.settings import HttpLayer
 from mailroom.web.direct_body import DIRECT_BODY, PIECE
 from mailroom.web.http_protocol import (
     READ_SIZE,
@@ -189,17 +191,25 @@ def test_one_waiting_piece_is_handed_over_uncopied() -> None:
     assert len(held) == len(piece) + 2
 
 
-def test_serve_uses_it() -> None:
-    assert http_protocol() is MailroomHttpProtocol
-
-
-def test_serve_uses_uvicorns_own_protocol_under_a_uvicorn_newer_than_tested(monkeypatch, capsys) -> None:
-    newer = f"{TESTED_UVICORN[0]}.{TESTED_UVICORN[1] + 1}.0"
-    monkeypatch.setattr(uvicorn, "__version__", newer)
-    assert http_protocol() == "httptools"
-    assert f"uvicorn {newer} is newer" in capsys.readouterr().err
+def test_serve_uses_it_under_the_tested_uvicorn(monkeypatch) -> None:
     monkeypatch.setattr(uvicorn, "__version__", f"{TESTED_UVICORN[0]}.{TESTED_UVICORN[1]}.7")
-    assert http_protocol() is MailroomHttpProtocol
+    assert http_protocol(HttpLayer.MAILROOM) is MailroomHttpProtocol
+
+
+@pytest.mark.parametrize("step", [+1, -1])
+def test_serve_refuses_to_start_on_it_under_an_untested_uvicorn(monkeypatch, step) -> None:
+    untested = f"{TESTED_UVICORN[0]}.{TESTED_UVICORN[1] + step}.0"
+    monkeypatch.setattr(uvicorn, "__version__", untested)
+    with pytest.raises(click.ClickException) as refused:
+        http_protocol(HttpLayer.MAILROOM)
+    assert f"uvicorn {untested} is not the uvicorn" in refused.value.message
+    assert "MAILROOM_HTTP_LAYER=uvicorn" in refused.value.message
+    assert "constraints.txt" in refused.value.message
+
+
+def test_the_uvicorn_layer_is_uvicorns_own_h11_protocol_whatever_its_version(monkeypatch) -> None:
+    monkeypatch.setattr(uvicorn, "__version__", "9.99.0")
+    assert http_protocol(HttpLayer.UVICORN) == "h11"
 
 
 class _RecordingTransport:

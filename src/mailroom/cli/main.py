@@ -20,7 +20,7 @@ from mailroom.container import Container, build_container
 from mailroom.domain.mailboxes import Mailbox, normalise_mailbox_id
 from mailroom.errors import MailroomError, ValidationFailed
 from mailroom.services.mailboxes import parse_jsonl
-from mailroom.settings import ENV_PREFIX, MAX_WORKERS, Settings, SettingsError, load_settings
+from mailroom.settings import ENV_PREFIX, MAX_WORKERS, HttpLayer, Settings, SettingsError, load_settings
 
 data_dir_option = click.option(
     "--data-dir",
@@ -95,6 +95,7 @@ def serve(**options: Any) -> None:
     from mailroom.web.app import ENTRY_POINT, SUPERVISOR_PID, configure_logging, create_app
 
     settings = settings_from(**options)
+    protocol = http_protocol(settings.http_layer)  # before anything is migrated or made
     configure_logging(settings)
     app: Any = ENTRY_POINT
     try:
@@ -115,7 +116,8 @@ def serve(**options: Any) -> None:
     scheme = "https" if tls else "http"
     click.echo(
         f"mailroom {__version__}: {scheme}://{settings.host}:{settings.port} "
-        f"data in {settings.data_dir.resolve()}" + (" [sandbox]" if settings.sandbox else "")
+        f"data in {settings.data_dir.resolve()}, HTTP layer {settings.http_layer}"
+        + (" [sandbox]" if settings.sandbox else "")
     )
     key_source = (
         "MAILROOM_SHARED_KEY" if settings.shared_key else str(settings.data_dir.resolve() / "shared.key")
@@ -129,7 +131,7 @@ def serve(**options: Any) -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
-        http=http_protocol(),
+        http=protocol,
         ws="none",  # no WebSockets are served: an upgrade request is answered as plain HTTP
         **tls,
     )
@@ -160,27 +162,29 @@ def limit_malloc_arenas(count: int = MALLOC_ARENAS) -> bool:
     return bool(mallopt(_M_ARENA_MAX, count))
 
 
-def http_protocol() -> Any:
-    """Mailroom's httptools protocol (web/http_protocol.py), or uvicorn's choice without httptools.
+def http_protocol(layer: HttpLayer) -> Any:
+    """What ``serve`` gives uvicorn as its ``http`` protocol, for the ``http_layer`` setting.
 
-    That protocol builds on uvicorn's internals, so under a uvicorn newer than it was tested with
-    (``TESTED_UVICORN``) ``serve`` uses uvicorn's own protocol instead and says so: slower for
-    large transfers, but sure to work."""
+    ``mailroom`` is web/http_protocol.py, which builds on uvicorn's internals (listed in
+    docs/operations.md#the-http-layer), so it is used only under the uvicorn series it was tested
+    with (``TESTED_UVICORN``, the one in constraints.txt); under any other ``serve`` refuses to
+    start rather than serve on a path nobody tested. ``uvicorn`` is uvicorn's own h11 protocol,
+    which Mailroom reaches only through uvicorn's public options."""
     import uvicorn
 
-    try:
-        from mailroom.web.http_protocol import TESTED_UVICORN, MailroomHttpProtocol
-    except ImportError:
-        return "auto"
+    if layer is HttpLayer.UVICORN:
+        return "h11"
+    from mailroom.web.http_protocol import TESTED_UVICORN, MailroomHttpProtocol
+
     found = tuple(int(part) for part in re.findall(r"\d+", uvicorn.__version__)[:2])
-    if found > TESTED_UVICORN:
+    if found != TESTED_UVICORN:
         tested = ".".join(map(str, TESTED_UVICORN))
-        click.echo(
-            f"uvicorn {uvicorn.__version__} is newer than Mailroom's HTTP layer was tested with "
-            f"({tested}): using uvicorn's own httptools protocol",
-            err=True,
+        raise click.ClickException(
+            f"uvicorn {uvicorn.__version__} is not the uvicorn Mailroom's HTTP layer was tested with "
+            f"({tested}.x). Install the locked versions (pip install -c constraints.txt -e .), or "
+            f"set {ENV_PREFIX}HTTP_LAYER=uvicorn to serve on uvicorn's own h11 protocol (slower "
+            "large transfers); see docs/operations.md#the-http-layer"
         )
-        return "httptools"
     return MailroomHttpProtocol
 
 
