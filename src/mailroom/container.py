@@ -115,7 +115,7 @@ def build_container(
         payloads=store,
         clock=clock,
         auth=AuthenticationService(settings, mailbox_cache, db, clock, resolve_shared_key(settings)),
-        mailboxes=MailboxService(db, clock, mailbox_cache),
+        mailboxes=MailboxService(db, store, clock, mailbox_cache),
         sending=SendingService(settings, db, store, clock, mailbox_cache),
         receiving=ReceivingService(settings, db, store, clock),
         tracking=TrackingService(db),

@@ -120,5 +120,11 @@ class PayloadTooLarge(MailroomError):
     description = "Request body exceeds the maximum size"
 
 
+class Conflict(MailroomError):
+    """The change would clash with what is stored (a mailbox that exists, one with messages waiting)."""
+
+    description = "Conflict"
+
+
 class Ambiguous(MailroomError):
     description = "Multiple messages match"

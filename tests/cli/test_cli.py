@@ -8,10 +8,9 @@ import platform
 
 import pytest
 from click.testing import CliRunner
+from tests.cli.conftest import store
 
 from mailroom.cli.main import MALLOC_ARENAS, cli, limit_malloc_arenas
-from mailroom.container import build_container
-from mailroom.settings import load_settings
 
 # NHS mesh-client's own test data, byte for byte: double spaces, no final newline.
 NHS_MAILBOXES = (
@@ -23,30 +22,15 @@ NHS_MAILBOXES = (
 NHS_WORKFLOWS = '{"workflow_id": "RESTRICTED_WORKFLOW", "senders": ["ALICE"], "receivers": ["BOB"]}'
 
 
-@pytest.fixture
-def run(tmp_path, monkeypatch):
-    monkeypatch.delenv("MAILROOM_DATA_DIR", raising=False)
-    data_dir = tmp_path / "data"
-
-    def invoke(*args: str, ok: bool = True):
-        result = CliRunner().invoke(cli, [*args, "--data-dir", str(data_dir)])
-        assert (result.exit_code == 0) is ok, result.output
-        return result
-
-    invoke.data_dir = data_dir
-    return invoke
-
-
-def store(run):
-    return build_container(load_settings({}, data_dir=run.data_dir))
-
-
 def test_add_list_disable_enable(run):
     assert (
         "added mailbox X26ABC1"
         in run("mailbox", "add", "x26abc1", "--password", "pw", "--name", "GP", "--ods-code", "X26").output
     )
-    assert "updated mailbox X26ABC1" in run("mailbox", "add", "X26ABC1", "--password", "pw2").output
+    assert (
+        "replaced mailbox X26ABC1"
+        in run("mailbox", "add", "X26ABC1", "--password", "pw2", "--replace").output
+    )
     rows = [json.loads(line) for line in run("mailbox", "list", "--json").output.splitlines()]
     assert rows == [
         {
@@ -54,8 +38,11 @@ def test_add_list_disable_enable(run):
             "mailbox_name": "",
             "ods_code": "",
             "org_code": "",
+            "org_name": "",
             "billing_entity": "",
             "active": True,
+            "waiting": 0,
+            "last_handshake_at": None,
         }
     ]
     assert "pw" not in run("mailbox", "list").output

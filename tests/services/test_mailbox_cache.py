@@ -14,8 +14,11 @@ from mailroom.domain.mailboxes import Mailbox
 from mailroom.domain.messages import ChunkRange, Metadata
 from mailroom.errors import AuthenticationFailed, SendRejected
 from mailroom.services.mailbox_cache import MailboxCache
+from mailroom.services.mailboxes import MailboxChanges, MailboxService
 from mailroom.services.sending import SendRequest
 from mailroom.storage.repos import mailboxes
+
+UNKNOWN = "No mailbox matched"
 
 
 def authenticate(container, clock, mailbox_id, password=PASSWORD):
@@ -63,14 +66,57 @@ def test_changes_through_this_process_apply_at_once(container, clock):
         authenticate(container, clock, "BARRY")
     container.mailboxes.set_active("BARRY", True)
     authenticate(container, clock, "BARRY")
-    container.mailboxes.add(Mailbox("BARRY", "TESTMB3", "changed", ods_code="X27"))
+    container.mailboxes.add(Mailbox("BARRY", "TESTMB3", "changed", ods_code="X27"), replace=True)
     with pytest.raises(AuthenticationFailed):
         authenticate(container, clock, "BARRY")
     authenticate(container, clock, "BARRY", "changed")
+    container.mailboxes.set_password("BARRY", "changed again")
+    with pytest.raises(AuthenticationFailed):
+        authenticate(container, clock, "BARRY", "changed")
+    authenticate(container, clock, "BARRY", "changed again")
+    container.mailboxes.update("BARRY", MailboxChanges(active=False))
+    with pytest.raises(AuthenticationFailed) as refused:
+        authenticate(container, clock, "BARRY", "changed again")
+    assert refused.value.description == INACTIVE_ERROR
+    container.mailboxes.update("BARRY", MailboxChanges(active=True))
     container.mailboxes.import_mailboxes([{"mailbox_id": "BARRY", "password": "again", "active": False}])
     with pytest.raises(AuthenticationFailed) as refused:
         authenticate(container, clock, "BARRY", "again")
     assert refused.value.description == INACTIVE_ERROR
+
+
+def test_removed_here_is_refused_at_once(container, clock):
+    authenticate(container, clock, "BARRY")
+    container.mailboxes.remove("BARRY")
+    with pytest.raises(AuthenticationFailed) as refused:
+        authenticate(container, clock, "BARRY")
+    assert refused.value.description == UNKNOWN
+
+
+def elsewhere(container, clock):
+    """Another process's mailbox service (``mailroom mailbox ...``): the same store, its own cache."""
+    cache = MailboxCache(container.db, clock, container.settings.mailbox_cache_ttl)
+    return MailboxService(container.db, container.payloads, clock, cache)
+
+
+def test_removed_elsewhere_is_refused_once_the_ttl_has_passed(container, clock):
+    authenticate(container, clock, "BARRY")
+    elsewhere(container, clock).remove("BARRY")
+    authenticate(container, clock, "BARRY")  # the cached copy, for at most the TTL
+    clock.advance(container.settings.mailbox_cache_ttl)
+    with pytest.raises(AuthenticationFailed) as refused:
+        authenticate(container, clock, "BARRY")
+    assert refused.value.description == UNKNOWN
+
+
+def test_password_set_elsewhere_applies_once_the_ttl_has_passed(container, clock):
+    authenticate(container, clock, "BARRY")
+    elsewhere(container, clock).set_password("BARRY", "new-password")
+    authenticate(container, clock, "BARRY", PASSWORD)
+    clock.advance(container.settings.mailbox_cache_ttl)
+    with pytest.raises(AuthenticationFailed):
+        authenticate(container, clock, "BARRY", PASSWORD)
+    authenticate(container, clock, "BARRY", "new-password")
 
 
 def test_recipient_disabled_elsewhere_is_refused_after_the_ttl(container, clock):

@@ -90,7 +90,7 @@ def make_client(
         custom = settings.replace(data_dir=tmp_path / f"alt{len(opened)}", **changes)
         built = fresh_container(custom)
         for mailbox in container.mailboxes.all():
-            built.mailboxes.add(mailbox)
+            built.mailboxes.add(mailbox, replace=True)  # on PostgreSQL the database is shared
         test_client = TestClient(create_app(custom, built))
         test_client.__enter__()
         opened.append((test_client, built))

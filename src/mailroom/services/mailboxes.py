@@ -1,24 +1,65 @@
-"""Mailbox administration, handshake, endpoint lookup and workflow search."""
+"""Mailbox administration, handshake, endpoint lookup and workflow search.
+
+Every change here clears this process's mailbox cache; other processes (a running server, when
+the change comes from the command line) see it within ``Settings.mailbox_cache_ttl``, so a
+removed mailbox or a changed password stops authenticating everywhere within that time.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from mailroom.clock import Clock
 from mailroom.domain.mailboxes import Mailbox, WorkflowRegistration, WorkflowRole, normalise_mailbox_id
-from mailroom.errors import NotFound, ValidationFailed
+from mailroom.errors import Conflict, NotFound, ValidationFailed
 from mailroom.services.mailbox_cache import MailboxCache
 from mailroom.storage.db import Database
-from mailroom.storage.repos import mailboxes
+from mailroom.storage.payloads import PayloadStore
+from mailroom.storage.repos import mailboxes, messages
+from mailroom.storage.repos.messages import HeldMessages
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ImportResult:
     added: int
     updated: int
+
+
+@dataclass(frozen=True)
+class MailboxChanges:
+    """The fields ``MailboxService.update`` sets; None leaves a field as it is."""
+
+    mailbox_name: str | None = None
+    ods_code: str | None = None
+    org_code: str | None = None
+    org_name: str | None = None
+    billing_entity: str | None = None
+    active: bool | None = None
+
+    def values(self) -> dict[str, Any]:
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+
+@dataclass(frozen=True)
+class MailboxSummary:
+    """A mailbox as ``mailroom mailbox list`` shows it."""
+
+    mailbox: Mailbox
+    waiting: int  # messages in its inbox, not yet acknowledged
+
+
+@dataclass(frozen=True)
+class Removal:
+    deleted: list[str]  # ids of the messages purged with the mailbox
+    registrations: int  # workflow registrations removed
+    sent_waiting: int  # messages it sent, still waiting in other inboxes (kept)
+    payloads_left: int = 0  # payloads not deleted now (the sweep removes them as orphans)
 
 
 def parse_jsonl(lines: Iterable[str]) -> list[dict[str, Any]]:
@@ -71,6 +112,20 @@ def workflow_from_record(record: dict[str, Any]) -> tuple[str, list[WorkflowRegi
     return workflow_id, registrations
 
 
+def missing(mailbox_id: str) -> NotFound:
+    return NotFound(f"mailbox {mailbox_id} does not exist")
+
+
+def describe_held(held: HeldMessages) -> str:
+    """``has 3 messages waiting in its inbox and 1 upload in progress`` (what blocks removal)."""
+    parts = []
+    if held.waiting:
+        parts.append(f"{held.waiting} message{'s' if held.waiting != 1 else ''} waiting in its inbox")
+    if held.uploading:
+        parts.append(f"{held.uploading} upload{'s' if held.uploading != 1 else ''} in progress")
+    return "has " + " and ".join(parts) if parts else "has no messages waiting"
+
+
 def _active(value: object) -> bool:
     if isinstance(value, str):
         return value.strip().lower() not in {"false", "no", "n", "0", "off", ""}
@@ -78,8 +133,11 @@ def _active(value: object) -> bool:
 
 
 class MailboxService:
-    def __init__(self, db: Database, clock: Clock, cache: MailboxCache | None = None) -> None:
+    def __init__(
+        self, db: Database, payloads: PayloadStore, clock: Clock, cache: MailboxCache | None = None
+    ) -> None:
         self._db = db
+        self._payloads = payloads
         self._clock = clock
         self._cache = cache
 
@@ -87,9 +145,12 @@ class MailboxService:
         if self._cache is not None:
             self._cache.invalidate()
 
-    def add(self, mailbox: Mailbox) -> bool:
-        """Create or update a mailbox; True when it was new."""
+    def add(self, mailbox: Mailbox, *, replace: bool = False) -> bool:
+        """Create a mailbox; True when it was new. An existing one is refused (``Conflict``)
+        unless ``replace``, which sets every field from ``mailbox`` (blank ones too)."""
         with self._db.write() as conn:
+            if not replace and mailboxes.get(conn, mailbox.mailbox_id) is not None:
+                raise Conflict(f"mailbox {mailbox.mailbox_id} already exists")
             added = mailboxes.upsert(conn, mailbox, self._clock.now())
         self._changed()
         return added
@@ -105,11 +166,68 @@ class MailboxService:
         with self._db.read() as conn:
             return mailboxes.list_all(conn)
 
+    def summaries(self) -> list[MailboxSummary]:
+        """Every mailbox with its count of waiting messages (one query)."""
+        with self._db.read() as conn:
+            return [MailboxSummary(box, waiting) for box, waiting in mailboxes.list_with_waiting(conn)]
+
     def set_active(self, mailbox_id: str, active: bool) -> None:
+        self.update(mailbox_id, MailboxChanges(active=active))
+
+    def update(self, mailbox_id: str, changes: MailboxChanges) -> Mailbox:
+        """Change only the fields ``changes`` gives; the mailbox as it is now."""
         with self._db.write() as conn:
-            if not mailboxes.set_active(conn, mailbox_id, active):
-                raise NotFound("mailbox does not exist")
+            values = changes.values()
+            if values and not mailboxes.update_fields(conn, mailbox_id, values):
+                raise missing(mailbox_id)
+            mailbox = mailboxes.get(conn, mailbox_id)
+        if mailbox is None:
+            raise missing(mailbox_id)
         self._changed()
+        return mailbox
+
+    def set_password(self, mailbox_id: str, password: str) -> None:
+        if not password:
+            raise ValidationFailed("body", "password", "must not be empty")
+        with self._db.write() as conn:
+            if not mailboxes.update_fields(conn, mailbox_id, {"password": password}):
+                raise missing(mailbox_id)
+        self._changed()
+
+    def held(self, mailbox_id: str) -> HeldMessages:
+        """The messages a mailbox still takes part in (what ``remove`` would refuse or purge)."""
+        with self._db.read() as conn:
+            if mailboxes.get(conn, mailbox_id) is None:
+                raise missing(mailbox_id)
+            return messages.held_by(conn, mailbox_id)
+
+    def remove(self, mailbox_id: str, *, purge: bool = False) -> Removal:
+        """Delete a mailbox and its workflow registrations.
+
+        Refused (``Conflict``) while messages wait in its inbox or uploads from or to it are in
+        progress, unless ``purge``: then those messages go too, their rows in the same
+        transaction and their payloads after it commits. Messages it sent that wait in other
+        inboxes stay deliverable, and finished messages stay as history.
+        """
+        with self._db.write() as conn:
+            if mailboxes.get(conn, mailbox_id) is None:
+                raise missing(mailbox_id)
+            held = messages.held_by(conn, mailbox_id)
+            if held.blocking and not purge:
+                raise Conflict(f"mailbox {mailbox_id} {describe_held(held)}")
+            deleted = messages.delete_held(conn, mailbox_id) if purge else []
+            registrations = mailboxes.remove(conn, mailbox_id)
+        self._changed()
+        left = sum(not self._delete_payloads(message_id) for message_id in deleted)
+        return Removal(deleted, registrations, held.sent_waiting, left)
+
+    def _delete_payloads(self, message_id: str) -> bool:
+        try:
+            self._payloads.delete_message(message_id)
+        except Exception:  # the row is gone: the sweep's orphan clean-up takes what is left
+            log.warning("payloads of removed message %s not deleted", message_id, exc_info=True)
+            return False
+        return True
 
     def import_mailboxes(self, records: Iterable[dict[str, Any]]) -> ImportResult:
         parsed = [mailbox_from_record(record) for record in records]

@@ -34,6 +34,7 @@ STATUS: list[tuple[type[errors.MailroomError], int]] = [
     (errors.SendRejected, 417),
     (errors.UnsupportedEncoding, 422),
     (errors.PayloadTooLarge, 413),
+    (errors.Conflict, 409),
     (errors.Ambiguous, 300),
 ]
 #: Statuses mesh-sandbox answers with its generic body rather than an error triple.

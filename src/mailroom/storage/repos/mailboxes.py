@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from mailroom.domain.mailboxes import Mailbox, WorkflowRegistration, WorkflowRole
+from mailroom.domain.messages import MessageStatus
 from mailroom.storage.hot import NamedRow, Prepared, Tx
-from mailroom.storage.tables import check_text, mailboxes, storable, text_limits, workflows
+from mailroom.storage.tables import check_text, mailboxes, messages, storable, text_limits, workflows
 
 _MAILBOX_TEXT = text_limits(mailboxes)
 _WORKFLOW_TEXT = text_limits(workflows)
@@ -43,6 +44,22 @@ def list_all(conn: Connection) -> list[Mailbox]:
     return [_to_mailbox(row) for row in conn.execute(select(mailboxes).order_by(mailboxes.c.mailbox_id))]
 
 
+def list_with_waiting(conn: Connection) -> list[tuple[Mailbox, int]]:
+    """Every mailbox with the number of messages waiting in its inbox (accepted, not yet
+    acknowledged), in one query: a count per mailbox on the inbox index."""
+    waiting = (
+        select(func.count())
+        .select_from(messages)
+        .where(
+            messages.c.recipient_id == mailboxes.c.mailbox_id,
+            messages.c.status == MessageStatus.ACCEPTED.value,
+        )
+        .scalar_subquery()
+    )
+    stmt = select(mailboxes, waiting.label("waiting")).order_by(mailboxes.c.mailbox_id)
+    return [(_to_mailbox(row), int(row.waiting)) for row in conn.execute(stmt)]
+
+
 def upsert(conn: Connection, mailbox: Mailbox, now: datetime) -> bool:
     """Insert or replace a mailbox's details; True when it was new."""
     values = {
@@ -64,9 +81,20 @@ def upsert(conn: Connection, mailbox: Mailbox, now: datetime) -> bool:
     return True
 
 
-def set_active(conn: Connection, mailbox_id: str, active: bool) -> bool:
-    stmt = update(mailboxes).where(mailboxes.c.mailbox_id == mailbox_id).values(active=active)
+def update_fields(conn: Connection, mailbox_id: str, values: Mapping[str, Any]) -> bool:
+    """Change only the given columns of a mailbox; False if there is no such mailbox."""
+    if not storable(mailbox_id):
+        return False
+    check_text(_MAILBOX_TEXT, values)
+    stmt = update(mailboxes).where(mailboxes.c.mailbox_id == mailbox_id).values(**values)
     return bool(conn.execute(stmt).rowcount)
+
+
+def remove(conn: Connection, mailbox_id: str) -> int:
+    """Delete a mailbox and its workflow registrations; returns how many registrations went."""
+    registrations = conn.execute(delete(workflows).where(workflows.c.mailbox_id == mailbox_id)).rowcount
+    conn.execute(delete(mailboxes).where(mailboxes.c.mailbox_id == mailbox_id))
+    return int(registrations)
 
 
 def record_handshake(conn: Connection, mailbox_id: str, now: datetime) -> None:

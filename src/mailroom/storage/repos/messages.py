@@ -12,6 +12,7 @@ from sqlalchemy import (
     Connection,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -116,6 +117,20 @@ class ChunkRow:
     @property
     def inline(self) -> bool:
         return not self.payload_key
+
+
+@dataclass(frozen=True)
+class HeldMessages:
+    """What a mailbox still has in the exchange: see ``held_by``."""
+
+    waiting: int  # in its inbox, not yet acknowledged
+    uploading: int  # chunked uploads not yet complete, from it or to it
+    sent_waiting: int  # sent by it, waiting in another mailbox's inbox
+
+    @property
+    def blocking(self) -> int:
+        """Messages that would be lost with the mailbox (``delete_held`` deletes these)."""
+        return self.waiting + self.uploading
 
 
 def _party(row: Any, prefix: str) -> Party:
@@ -510,15 +525,59 @@ def existing_ids(conn: Connection, message_ids: Sequence[str]) -> set[str]:
     return set(conn.execute(stmt).scalars())
 
 
+def _counted(condition: ColumnElement[bool]) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def held_by(conn: Connection, mailbox_id: str) -> HeldMessages:
+    """Counts of the messages a mailbox still takes part in, in one query."""
+    accepted = messages.c.status == MessageStatus.ACCEPTED.value
+    uploading = messages.c.status == MessageStatus.UPLOADING.value
+    to_it = messages.c.recipient_id == mailbox_id
+    stmt = select(
+        _counted(and_(to_it, accepted)),
+        _counted(uploading),
+        _counted(and_(~to_it, accepted)),
+    ).where(
+        or_(to_it, messages.c.sender_id == mailbox_id),
+        messages.c.status.in_([MessageStatus.ACCEPTED.value, MessageStatus.UPLOADING.value]),
+    )
+    row = conn.execute(stmt).one()
+    return HeldMessages(waiting=int(row[0]), uploading=int(row[1]), sent_waiting=int(row[2]))
+
+
+def delete_held(conn: Connection, mailbox_id: str) -> list[str]:
+    """Delete the messages ``held_by`` counts as blocking: those waiting in the mailbox's inbox
+    and uploads in progress from or to it. Messages it sent that wait in other inboxes stay (they
+    are the recipients' now), and so does finished history. Returns the deleted ids."""
+    stmt = select(messages.c.message_id).where(
+        or_(
+            and_(
+                messages.c.recipient_id == mailbox_id,
+                messages.c.status.in_([MessageStatus.ACCEPTED.value, MessageStatus.UPLOADING.value]),
+            ),
+            and_(messages.c.sender_id == mailbox_id, messages.c.status == MessageStatus.UPLOADING.value),
+        )
+    )
+    ids = list(conn.execute(stmt).scalars())
+    _delete(conn, ids)
+    return ids
+
+
 def delete_where_party(conn: Connection, mailbox_id: str | None) -> list[str]:
     """Delete messages (all, or those a mailbox sent or received); returns their ids."""
     stmt = select(messages.c.message_id)
     if mailbox_id is not None:
         stmt = stmt.where(or_(messages.c.recipient_id == mailbox_id, messages.c.sender_id == mailbox_id))
     ids = list(conn.execute(stmt).scalars())
+    _delete(conn, ids)
+    return ids
+
+
+def _delete(conn: Connection, ids: Sequence[str]) -> None:
+    """Messages with their chunk rows (and inline bytes) and events; payloads are the caller's."""
     for start in range(0, len(ids), 500):
         batch = ids[start : start + 500]
         conn.execute(delete(chunks).where(chunks.c.message_id.in_(batch)))
         conn.execute(delete(message_events).where(message_events.c.message_id.in_(batch)))
         conn.execute(delete(messages).where(messages.c.message_id.in_(batch)))
-    return ids
