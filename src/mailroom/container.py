@@ -6,11 +6,14 @@ import contextlib
 import os
 import secrets
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from mailroom.clock import Clock, SystemClock
 from mailroom.services.authentication import AuthenticationService
+from mailroom.services.jobs import JobKind, JobRunner, JobService, Periodic, RunnerSettings
 from mailroom.services.mailbox_cache import MailboxCache
 from mailroom.services.mailboxes import MailboxService
 from mailroom.services.maintenance import MaintenanceService
@@ -38,6 +41,26 @@ class Container:
     tracking: TrackingService
     maintenance: MaintenanceService
     sandbox: SandboxService
+    jobs: JobService
+
+    def job_runner(self) -> JobRunner:
+        """A runner for this process: the jobs of ``self.jobs`` and the periodic maintenance."""
+        settings = self.settings
+        periodic = [
+            *self.maintenance.periodic(),
+            Periodic(
+                "jobs.forget-finished",
+                min(settings.job_retention, timedelta(hours=1)),
+                lambda: {"forgotten": self.jobs.forget_finished(settings.job_retention)},
+            ),
+        ]
+        runner_settings = RunnerSettings(
+            threads=settings.job_threads,
+            lease=settings.job_lease,
+            poll=settings.job_poll_interval,
+            retention=settings.job_retention,
+        )
+        return JobRunner(self.jobs, self.db, self.clock, runner_settings, periodic)
 
     def close(self) -> None:
         self.db.dispose()
@@ -101,6 +124,7 @@ def build_container(
     clock: Clock | None = None,
     payloads: PayloadStore | None = None,
     migrate: bool = True,
+    job_kinds: Mapping[str, JobKind] | None = None,
 ) -> Container:
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # passwords live here
     clock = clock or SystemClock()
@@ -109,6 +133,8 @@ def build_container(
         upgrade(db)
     store = payloads or create_payload_store(settings)
     mailbox_cache = MailboxCache(db, clock, settings.mailbox_cache_ttl)
+    maintenance = MaintenanceService(settings, db, store, clock)
+    kinds = dict(job_kinds or {})
     return Container(
         settings=settings,
         db=db,
@@ -119,6 +145,7 @@ def build_container(
         sending=SendingService(settings, db, store, clock, mailbox_cache),
         receiving=ReceivingService(settings, db, store, clock),
         tracking=TrackingService(db),
-        maintenance=MaintenanceService(settings, db, store, clock),
+        maintenance=maintenance,
         sandbox=SandboxService(db, store, clock),
+        jobs=JobService(db, clock, kinds),
     )

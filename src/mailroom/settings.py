@@ -206,8 +206,35 @@ class Settings:
         "How long payloads of acknowledged or expired messages are kept.", default=timedelta(days=30)
     )
     sweep_interval: timedelta = _help(
-        "How often each server process runs the expiry and purge sweep; 0 disables it.",
+        "How often the maintenance steps (expiry with reports, abandoned uploads, payload purge, "
+        "token clean-up) run; each step runs in one server process of all that share the "
+        "database, once per interval. 0 disables them.",
         default=timedelta(seconds=60),
+    )
+    orphan_scan_interval: timedelta = _help(
+        "How often the payload store is walked for payloads with no message (left by a crash "
+        "mid-send), by one process of all that share the database; the walk grows with the "
+        "store, so it runs rarely. 0 disables it.",
+        default=timedelta(hours=6),
+    )
+    job_threads: int = _help(
+        "Threads of each server process that run jobs and maintenance steps; 0 runs none in "
+        "this process (others sharing the database still do).",
+        default=2,
+    )
+    job_lease: timedelta = _help(
+        "A running job's lease, renewed while its process lives: a job whose process stopped is "
+        "resumed (or failed) this long after its last renewal.",
+        default=timedelta(seconds=60),
+    )
+    job_poll_interval: timedelta = _help(
+        "How often idle job threads look for queued work made by other processes (work queued in "
+        "the same process is taken at once), and how often waiting status requests look for "
+        "changes made by other processes.",
+        default=timedelta(seconds=1),
+    )
+    job_retention: timedelta = _help(
+        "How long finished jobs and their logs are kept.", default=timedelta(days=30)
     )
     sqlite_synchronous: str = _help(
         "SQLite `PRAGMA synchronous` (FULL makes every commit durable against power loss).", default="FULL"
@@ -322,9 +349,17 @@ def load_settings(environ: Mapping[str, str], **overrides: Any) -> Settings:
     return settings
 
 
+def _validate_jobs(settings: Settings) -> None:
+    if settings.job_threads < 0:
+        raise SettingsError("job_threads must be 0 or more")
+    if settings.job_lease.total_seconds() < 3 or settings.job_poll_interval.total_seconds() <= 0:
+        raise SettingsError("job_lease must be at least 3s and job_poll_interval more than 0")
+
+
 def _validate(settings: Settings) -> None:
     if settings.max_chunk_bytes <= 0 or settings.max_message_bytes <= 0 or settings.max_chunks <= 0:
         raise SettingsError("size and count limits must be positive")
+    _validate_jobs(settings)
     if settings.max_concurrent_uploads < 1:
         raise SettingsError("max_concurrent_uploads must be at least 1")
     if settings.inline_payload_bytes < 0:

@@ -195,3 +195,30 @@ def test_abandoned_chunked_upload_fails_after_the_inbox_retention(container, clo
     assert container.maintenance.sweep().purged == 1
     with pytest.raises(PayloadMissing):
         _stored_bytes(container, partial.message_id)
+
+
+def test_a_payload_the_store_refuses_to_delete_stops_no_other_purge(
+    settings, fresh_container, clock, monkeypatch
+):
+    container = fresh_container(settings.replace(inline_payload_bytes=0))
+    for mailbox in MAILBOXES:
+        container.mailboxes.add(mailbox)
+    stuck, freed = send(container, body=b"stuck"), send(container, body=b"freed")
+    for message in (stuck, freed):
+        container.receiving.acknowledge(principal(container, "BOB"), message.message_id)
+    clock.advance(settings.payload_retention + timedelta(seconds=1))
+    real_delete = container.payloads.delete_message
+
+    def refusing(message_id: str) -> None:
+        if message_id == stuck.message_id:
+            raise OSError("permission denied")
+        real_delete(message_id)
+
+    monkeypatch.setattr(container.payloads, "delete_message", refusing)  # the maintenance's store
+    result = container.maintenance.sweep()
+    assert (result.purged, result.purge_failed) == (1, 1)
+    with pytest.raises(PayloadMissing):
+        _stored_bytes(container, freed.message_id)
+    assert _stored_bytes(container, stuck.message_id) == b"stuck"
+    monkeypatch.undo()
+    assert container.maintenance.sweep().purged == 1  # tried again, and gone

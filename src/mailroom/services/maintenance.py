@@ -1,5 +1,7 @@
-"""Background work every server process runs: expiry with non-delivery reports, payload purge,
-token clean-up and orphan removal. Every process sweeps; no broker or leader is needed.
+"""Background work: expiry with non-delivery reports, abandoned uploads, payload purge, token
+clean-up and orphan removal. Each is a step the job runner (``services.jobs``) runs once per
+period in one of the processes sharing the database (``MaintenanceService.periodic``); no broker
+or leader is needed, and any step may also run anywhere at any time (``sweep``), safely.
 
 Expiry claims due messages with row locks (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and
 expires them together with their reports in one transaction, so each message is expired and
@@ -10,8 +12,10 @@ twice changes nothing."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from sqlalchemy import Connection
 
@@ -26,6 +30,7 @@ from mailroom.domain.messages import (
 )
 from mailroom.domain.reports import SYSTEM_SENDER_NAME, ReportSpec, not_collected_report
 from mailroom.ids import new_message_id
+from mailroom.services.jobs import Periodic
 from mailroom.services.sending import party
 from mailroom.settings import Settings
 from mailroom.storage.db import Database
@@ -37,7 +42,6 @@ log = logging.getLogger(__name__)
 BATCH = 200
 EXPIRY_BATCH = 50  # messages expired per transaction (each also inserts a report)
 ORPHAN_GRACE = timedelta(hours=1)
-ORPHAN_SCAN_INTERVAL = timedelta(minutes=15)
 
 
 @dataclass
@@ -46,8 +50,28 @@ class SweepResult:
     reports: list[str] = field(default_factory=list)
     abandoned: list[str] = field(default_factory=list)
     purged: int = 0
+    purge_failed: int = 0
     orphans: int = 0
     tokens: int = 0
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "expired": len(self.expired),
+            "reports": len(self.reports),
+            "abandoned": len(self.abandoned),
+            "purged": self.purged,
+            "purgeFailed": self.purge_failed,
+            "orphans": self.orphans,
+            "tokens": self.tokens,
+        }
+
+
+def _step(step: Callable[[SweepResult], None]) -> dict[str, int]:
+    result = SweepResult()
+    step(result)
+    if result.expired or result.purged or result.orphans or result.purge_failed:
+        log.info("maintenance: %s", ", ".join(f"{k} {v}" for k, v in result.summary().items() if v))
+    return result.summary()
 
 
 def system_party() -> Party:
@@ -82,24 +106,45 @@ class MaintenanceService:
     def __init__(self, settings: Settings, db: Database, payloads: PayloadStore, clock: Clock) -> None:
         self._settings = settings
         self._db = db
-        self._next_orphan_scan: datetime | None = None
         self._payloads = payloads
         self._clock = clock
 
-    def sweep(self) -> SweepResult:
+    def sweep(self, *, orphans: bool = True) -> SweepResult:
+        """Every step now, in this process (tests, and an operator's ``PurgeExpired``)."""
         result = SweepResult()
         self.expire(result)
         self.abandon_uploads(result)
         self.purge(result)
+        self.forget_tokens(result)
+        if orphans:
+            self.scan_orphans(result)
+        return result
+
+    def periodic(self) -> list[Periodic]:
+        """The steps as the job runner schedules them (none where the settings disable them)."""
+        steps: list[Periodic] = []
+        every = self._settings.sweep_interval
+        if every.total_seconds() > 0:
+            for name, step in (
+                ("maintenance.expire", self.expire),
+                ("maintenance.abandon-uploads", self.abandon_uploads),
+                ("maintenance.purge", self.purge),
+                ("maintenance.tokens", self.forget_tokens),
+            ):
+                steps.append(Periodic(name, every, partial(_step, step)))
+        scan = self._settings.orphan_scan_interval
+        if scan.total_seconds() > 0:
+            steps.append(Periodic("maintenance.orphans", scan, partial(_step, self.scan_orphans)))
+        return steps
+
+    def forget_tokens(self, result: SweepResult) -> None:
         with self._db.write() as conn:
             result.tokens = tokens.forget_expired(conn, self._clock.now())
-        now = self._clock.now()
-        if self._next_orphan_scan is None or now >= self._next_orphan_scan:
-            # walking every message's payload folder is the sweep's one costly step: not every run
-            self._next_orphan_scan = now + ORPHAN_SCAN_INTERVAL
-            result.orphans = self.remove_orphans()
-            self._payloads.remove_stale_uploads(ORPHAN_GRACE)
-        return result
+
+    def scan_orphans(self, result: SweepResult) -> None:
+        """Walks every message's payload folder: the one step that grows with the store."""
+        result.orphans = self.remove_orphans()
+        self._payloads.remove_stale_uploads(ORPHAN_GRACE)
 
     def expire(self, result: SweepResult) -> None:
         while True:
@@ -179,12 +224,21 @@ class MaintenanceService:
         while True:
             with self._db.read() as conn:
                 due = messages.due_for_purge(conn, cutoff, BATCH)
+            purged = 0
             for message_id in due:
-                self._payloads.delete_message(message_id)
+                try:
+                    self._payloads.delete_message(message_id)
+                except Exception:  # one payload the store refuses to delete does not stop the rest
+                    log.exception(
+                        "could not delete the payload of %s; it is tried again next time", message_id
+                    )
+                    result.purge_failed += 1
+                    continue
                 with self._db.write() as conn:
                     messages.mark_purged(conn, message_id)
-            result.purged += len(due)
-            if len(due) < BATCH:
+                purged += 1
+            result.purged += purged
+            if len(due) < BATCH or not purged:
                 return
 
     def remove_orphans(self) -> int:

@@ -131,10 +131,14 @@ messages = Table(
     Index(None, "status", "created_at"),
 )
 
+#: A 64-bit key on PostgreSQL; SQLite's auto-increment key must be ``INTEGER`` (its rowid), which
+#: is 64-bit there anyway.
+BigKey = BigInteger().with_variant(Integer, "sqlite")
+
 message_events = Table(
     "message_events",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", BigKey, primary_key=True, autoincrement=True),
     Column("message_id", String(100), ForeignKey("messages.message_id", ondelete="CASCADE"), nullable=False),
     Column("status", String(20), nullable=False),
     Column("event", String(50), nullable=False, default=""),
@@ -166,6 +170,58 @@ auth_tokens = Table(
     Column("token_hash", String(64), primary_key=True),
     Column("expires_at", UTCDateTime, nullable=False),
     Index(None, "expires_at"),
+)
+
+# -- jobs (services.jobs) ----------------------------------------------------------------------------
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", String(32), primary_key=True),
+    Column("kind", String(100), nullable=False),
+    Column("arguments", Text, nullable=False, default="{}"),  # JSON object
+    Column("owner", String(200), nullable=False, default=""),
+    Column("state", String(20), nullable=False),
+    Column("status_version", BigInteger, nullable=False, default=1),
+    Column("percent", Integer, nullable=True),
+    Column("status_text", Text, nullable=True),
+    Column("result", Text, nullable=True),  # JSON
+    Column("error_message", Text, nullable=True),
+    Column("error_details", Text, nullable=True),
+    Column("cancel_requested", Boolean, nullable=False, default=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("checkpoint", Text, nullable=True),  # JSON, kept by a resumable job as it goes
+    Column("claimed_by", String(200), nullable=False, default=""),  # the runner running it
+    Column("lease_until", UTCDateTime, nullable=True),  # renewed while it runs
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index(None, "state", "created_at"),
+    Index(None, "finished_at"),
+)
+
+job_log = Table(
+    "job_log",
+    metadata,
+    Column("id", BigKey, primary_key=True, autoincrement=True),
+    Column("job_id", String(32), ForeignKey("jobs.job_id", ondelete="CASCADE"), nullable=False),
+    Column("status_version", BigInteger, nullable=False),  # the job's version this line made
+    Column("text", Text, nullable=False),
+    Index(None, "job_id", "status_version"),
+)
+
+#: Periodic work (the maintenance steps): each row is claimed by one process per period.
+job_schedules = Table(
+    "job_schedules",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("next_run_at", UTCDateTime, nullable=False),
+    Column("last_started_at", UTCDateTime, nullable=True),
+    Column("last_finished_at", UTCDateTime, nullable=True),
+    Column("last_outcome", String(20), nullable=False, default=""),  # succeeded | failed
+    Column("last_error", Text, nullable=False, default=""),
+    Column("last_result", Text, nullable=False, default=""),  # JSON
+    Column("last_runner", String(200), nullable=False, default=""),
 )
 
 

@@ -11,7 +11,9 @@ to PostgreSQL and S3, or between any two stacks. The copy is:
 - **payloads before rows**: a message's rows reach the target only after the run has copied
   every payload, so the target never lists a message whose bytes are not there yet.
 
-Used-token hashes (the replay guard) are not copied: they expire within hours.
+Jobs and their logs are copied (a job left running in the source is recovered in the target like
+any job whose process stopped: resumed or failed). Used-token hashes (the replay guard) and the
+periodic schedules are not copied: the tokens expire within hours, the schedules start afresh.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mailroom.storage.db import Database
 from mailroom.storage.payloads import PayloadMissing, PayloadStore
-from mailroom.storage.tables import chunks, mailboxes, message_events, messages, workflows
+from mailroom.storage.tables import chunks, job_log, jobs, mailboxes, message_events, messages, workflows
 
 #: Copied in this order (parents before children).
-TABLES: Sequence[Table] = (mailboxes, workflows, messages, message_events, chunks)
+TABLES: Sequence[Table] = (mailboxes, workflows, messages, message_events, chunks, jobs, job_log)
 BATCH = 500
 
 
@@ -72,6 +74,7 @@ def copy_installation(
         progress(f"{table.name}: {report.rows[table.name]} rows copied")
     if target.engine.dialect.name == "postgresql":
         _reset_sequence(target, message_events)
+        _reset_sequence(target, job_log)
     return report
 
 

@@ -22,40 +22,6 @@ from mailroom.web.wire import handshake, inbox, lookup, openapi, outbox
 log = logging.getLogger(__name__)
 
 
-class Sweeper:
-    """Runs the maintenance sweep every ``interval`` in a daemon thread of the server process."""
-
-    def __init__(self, container: Container) -> None:
-        self._container = container
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="mailroom-sweeper", daemon=True)
-
-    def start(self) -> None:
-        if self._container.settings.sweep_interval.total_seconds() > 0:
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        interval = self._container.settings.sweep_interval.total_seconds()
-        while not self._stop.is_set():
-            try:
-                result = self._container.maintenance.sweep()
-                if result.expired or result.purged or result.orphans:
-                    log.info(
-                        "sweep: expired %d, purged %d, orphans %d",
-                        len(result.expired),
-                        result.purged,
-                        result.orphans,
-                    )
-            except Exception:
-                log.exception("maintenance sweep failed; will retry")
-            self._stop.wait(interval)
-
-
 class MailroomApp(FastAPI):
     """FastAPI, with the hot MESH requests answered ahead of its routing (``web.hot_routes``):
     the same endpoints and error handlers, without the per-request machinery."""
@@ -112,12 +78,12 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        sweeper = Sweeper(services)
-        sweeper.start()
+        runner = services.job_runner()
+        runner.start()
         try:
             yield
         finally:
-            sweeper.stop()
+            runner.stop()
             if container is None:
                 services.close()
 
