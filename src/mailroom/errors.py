@@ -50,7 +50,22 @@ class MailroomError(Exception):
 
 
 class AuthenticationFailed(MailroomError):
+    """``reason`` says what was wrong, for the server's log only: the client gets ``description``
+    alone (as MESH answers), so a caller probing mailboxes learns nothing more. ``reason`` names
+    ids and counts, never a password, key, token or HMAC."""
+
     description = "Invalid Authentication Token"
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        reason: str = "",
+        event: str | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(description, event=event, code=code)
+        self.reason = reason
 
 
 class ValidationFailed(MailroomError):

@@ -117,3 +117,53 @@ def test_replay_key_changes_with_nonce_or_count():
     assert mesh_hmac.replay_key(base) == mesh_hmac.replay_key(
         mesh_hmac.MeshToken("ALICE", "n", "0", "202603011030", "AB")
     )
+
+
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (None, "no Authorization header"),
+        ("  ", "the Authorization header is blank"),
+        ("NHSMESH ", "nothing after the NHSMESH scheme"),
+        ("Basic QUxJQ0U6cGFzc3dvcmQ=", "the scheme is 'Basic', not NHSMESH"),
+        ("Bearer ALICE:n:0:202603011030:h", "the scheme is 'Bearer', not NHSMESH"),
+        ("hunter2 ALICE:n:0:202603011030:h", "does not start with NHSMESH but with another word"),
+        ("NHSMESH ALICE:n:0:202603011030", "4 colon-separated fields, expected 5"),
+        ("NHSMESH ALICE:n:0:202603011030:h:extra", "6 colon-separated fields, expected 5"),
+        ("NHSMESH :n:0:202603011030:h", "the mailbox id (field 1) is empty"),
+        ("NHSMESH AL ICE:n:0:202603011030:h", "the mailbox id 'AL ICE' contains a space"),
+        ("NHSMESH ALICE::0:202603011030:h", "the nonce (field 2) is empty"),
+        (
+            "NHSMESH ALICE:n:pass1:202603011030:h",
+            "the nonce count (field 3) is not a whole number (5 characters",
+        ),
+        ("NHSMESH ALICE:n:0:202603011030:", "the HMAC (field 5) is empty"),
+    ],
+)
+def test_a_malformed_token_says_which_part_is_wrong(header, reason):
+    with pytest.raises(AuthenticationFailed) as caught:
+        mesh_hmac.parse_token(header)
+    assert caught.value.description == "Error reading from Authorization header"
+    assert caught.value.reason.startswith("malformed header: ")
+    assert reason in caught.value.reason
+    for never in ("hunter2", "pass1", "QUxJQ0U6cGFzc3dvcmQ="):
+        assert never not in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("stamp", "problem"),
+    [
+        ("202603011030", None),
+        ("202613011030", "the timestamp (field 4) '202613011030' is not a valid UTC time"),
+        ("soon", "is not 12 digits yyyyMMddHHmm (4 characters: letters)"),
+        ("my-Passw0rd", "is not 12 digits yyyyMMddHHmm (11 characters: digits, letters, other characters)"),
+    ],
+)
+def test_timestamp_problem_never_repeats_what_is_not_a_number(stamp, problem):
+    token = mesh_hmac.MeshToken("ALICE", "n", "0", stamp, "h")
+    found = mesh_hmac.timestamp_problem(token)
+    assert (found is None) is (problem is None)
+    if problem is not None:
+        assert found is not None
+        assert problem in found
+    assert "Passw0rd" not in (found or "")

@@ -32,10 +32,18 @@ async def container(request: Request) -> Container:
     return get_container(request)
 
 
+def peer_of(request: Request) -> str | None:
+    """The caller's address as uvicorn gives it (from ``X-Forwarded-For`` when the connection
+    comes from a trusted proxy), for the log line of a refused login; None when unknown."""
+    client = request.scope.get("client")
+    return str(client[0]) if client else None
+
+
 async def mesh_principal(request: Request, mailbox: str) -> MailboxPrincipal:
     """Authenticates the ``NHSMESH`` token for the path mailbox (runs before anything else)."""
     auth = get_container(request).auth
-    return await run_in_threadpool(auth.authenticate, request.headers.get("authorization"), mailbox)
+    header = request.headers.get("authorization")
+    return await run_in_threadpool(auth.authenticate, header, mailbox, peer_of(request))
 
 
 def version_of(request: Request) -> ApiVersion:

@@ -23,6 +23,7 @@ from mailroom.web.deps import (
     Services,
     Version,
     get_container,
+    peer_of,
     version_of,
 )
 from mailroom.web.streaming import read_in_turn
@@ -42,7 +43,9 @@ GUNZIP_STEP = 1024 * 1024
 @router.get("/messageexchange/{mailbox}/inbox")
 async def list_inbox(request: Request, mailbox: str) -> JSONResponse:
     services = get_container(request)
-    principal = await services.auth.authenticate_async(request.headers.get("authorization"), mailbox)
+    principal = await services.auth.authenticate_async(
+        request.headers.get("authorization"), mailbox, peer_of(request)
+    )
     return await run_in_threadpool(_list_inbox, principal, request, services, version_of(request))
 
 
@@ -101,7 +104,9 @@ def head_message(mailbox: str, message_id: str, principal: Principal, services: 
 @router.get("/messageexchange/{mailbox}/inbox/{message_id}")
 async def download_first(request: Request, mailbox: str, message_id: str) -> Response:
     services = get_container(request)
-    principal = await services.auth.authenticate_async(request.headers.get("authorization"), mailbox)
+    principal = await services.auth.authenticate_async(
+        request.headers.get("authorization"), mailbox, peer_of(request)
+    )
     found = await services.receiving.download_async(principal, require_message_id(message_id), 1)
     if found.chunk is None or found.chunk.inline:  # headers only, or bytes already in memory
         return _respond(found, request, services, version_of(request))
@@ -222,7 +227,9 @@ def _gzip(stream: Iterator[bytes]) -> Iterator[bytes]:
 @router.put("/messageexchange/{mailbox}/inbox/{message_id}/status/acknowledged")
 async def acknowledge(request: Request, mailbox: str, message_id: str) -> Response:
     services = get_container(request)
-    credentials = await services.auth.verify_async(request.headers.get("authorization"), mailbox)
+    credentials = await services.auth.verify_async(
+        request.headers.get("authorization"), mailbox, peer_of(request)
+    )
     # the token is spent and the message acknowledged in one group-commit job
     work = partial(services.receiving.acknowledge_in, message_id=message_id)
     wanted = await services.auth.write_as(credentials, work)

@@ -21,6 +21,7 @@ from mailroom.web.deps import (
     Services,
     Version,
     get_container,
+    peer_of,
     version_of,
 )
 from mailroom.web.streaming import direct_body, read_ahead
@@ -87,7 +88,9 @@ async def send_message(request: Request, mailbox: str) -> JSONResponse:
     is refused there, before anything is written. Larger bodies spend the token first, then
     stream to storage."""
     services = get_container(request)
-    credentials = await services.auth.verify_async(request.headers.get("authorization"), mailbox)
+    credentials = await services.auth.verify_async(
+        request.headers.get("authorization"), mailbox, peer_of(request)
+    )
     try:
         send = mex.parse_send(request.headers, services.settings)
         size = declared_size(request, services.settings.max_chunk_bytes)
