@@ -50,7 +50,7 @@ def transport_error(
     if tls is not None:
         return MeshTLSError(f"{base_url}: {_tls_advice(base_url, tls)}{tail}", url=base_url)
     tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
-    return MeshTransportError(f"{_advice(base_url, what, exc)} (after {tries}){tail}", url=base_url)
+    return MeshTransportError(_advice(base_url, what, exc, tries) + tail, url=base_url)
 
 
 def _tls_advice(base_url: str, error: ssl.SSLError) -> str:
@@ -71,17 +71,19 @@ def _tls_advice(base_url: str, error: ssl.SSLError) -> str:
     return f"TLS handshake failed ({error})"
 
 
-def _advice(base_url: str, what: str, exc: httpx.TransportError) -> str:
+def _advice(base_url: str, what: str, exc: httpx.TransportError, tries: str) -> str:
     text = str(exc) or type(exc).__name__
-    check = "check the URL: http:// or https://, host and port"
+    check = "Check the URL: http:// or https://, host and port."
     if isinstance(exc, httpx.ConnectTimeout):
-        return f"could not connect to {base_url}: timed out; is the server up and reachable? {check}"
+        return (
+            f"could not connect to {base_url} (timed out, {tries}): is the server up and reachable? {check}"
+        )
     if isinstance(exc, httpx.ConnectError):
         if "refused" in text.lower():
-            return f"could not connect to {base_url}: connection refused; is the server running? {check}"
-        return f"could not connect to {base_url}: {text}; {check}"
+            refused = f"could not connect to {base_url} (connection refused, {tries})"
+            return f"{refused}: is the server running? {check}"
+        return f"could not connect to {base_url} ({text}, {tries}). {check}"
     if isinstance(exc, httpx.RemoteProtocolError) and urlsplit(base_url).scheme == "http":
-        return (
-            f"{what} at {base_url}: {text}; if the server serves HTTPS, use {with_scheme(base_url, 'https')}"
-        )
-    return f"{what} at {base_url}: {text}"
+        https = with_scheme(base_url, "https")
+        return f"{what} at {base_url}: {text} ({tries}); if the server serves HTTPS, use {https}"
+    return f"{what} at {base_url}: {text} ({tries})"

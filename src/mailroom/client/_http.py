@@ -199,7 +199,7 @@ class Session:
                 failed += 1
                 if failed >= self.retry.attempts or tls_failure(exc) is not None:
                     raise self.transport_error(method, url, exc, failed) from exc
-                self.wait(failed, None, f"{method} {url}: {exc!r}")
+                self.wait(failed, None, f"{method} {self.config.url}{url}: {exc!r}")
                 continue
             if response.status_code in wanted:
                 return response
