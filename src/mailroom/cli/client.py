@@ -252,7 +252,7 @@ def download(
         if download_all and ack:
             items = mesh.check_and_download(folder, progress=shown.download)
             shown.done_downloading()
-            for item in items:
+            for item in [] if as_json else items:
                 shown.print(saved_line(item))
         else:
             items = [
