@@ -125,36 +125,33 @@ def proxy(server: Target) -> Iterator[FaultProxy]:
         yield running
 
 
-def plain_http_mailroom(root: Path, *, cwd: Path | None = None, extra: tuple[str, ...] = ()) -> ServerProcess:
-    """``mailroom serve`` as the quickstart runs it: plain HTTP on loopback (port chosen by the
-    test), data in ``root/mailroom-data`` unless ``extra`` says otherwise."""
-    argv = [sys.executable, "-m", "mailroom", "serve", "--host", "127.0.0.1", "--port", "{port}", *extra]
-    if "--data-dir" not in extra:
-        argv += ["--data-dir", str(root / "mailroom-data")]
-    env = {name: value for name, value in os.environ.items() if not name.startswith(("MAILROOM_", "MESH_"))}
-    return ServerProcess(argv, log_path=root / "server.log", env=env, cwd=cwd, scheme="http")
+def clean_env() -> dict[str, str]:
+    """This environment without any MAILROOM_* or MESH_* variable."""
+    return {name: value for name, value in os.environ.items() if not name.startswith(("MAILROOM_", "MESH_"))}
 
 
 @pytest.fixture(scope="session")
 def plain_mailroom_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A plain-HTTP Mailroom holding NHS's test mailboxes (password ``password``), shared key
-    ``TestKey``."""
+    """``mailroom serve`` without TLS, as the quickstart runs it (plain HTTP on loopback), holding
+    NHS's test mailboxes (password ``password``); shared key ``TestKey``."""
     root = tmp_path_factory.mktemp("plain-mailroom")
-    env = {**os.environ, "MAILROOM_SHARED_KEY": SHARED_KEY}
+    env = {**clean_env(), "MAILROOM_SHARED_KEY": SHARED_KEY}
     ws = nhs_test_workspace(root, make_pki(root / "pki"))
+    data = str(root / "data")
     for kind, path in (("mailbox", ws.mailboxes), ("workflow", ws.workflows)):
-        command = [
-            sys.executable,
-            "-m",
-            "mailroom",
-            kind,
-            "import",
-            str(path),
-            "--data-dir",
-            str(root / "data"),
-        ]
+        command = [sys.executable, "-m", "mailroom", kind, "import", str(path), "--data-dir", data]
         subprocess.run(command, env=env, check=True, capture_output=True, timeout=60)
-    server = plain_http_mailroom(root, extra=("--data-dir", str(root / "data")))
-    server.env["MAILROOM_SHARED_KEY"] = SHARED_KEY
-    with server:
+    argv = [
+        sys.executable,
+        "-m",
+        "mailroom",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--data-dir",
+        data,
+    ]
+    with ServerProcess(argv, log_path=root / "server.log", env=env, scheme="http") as server:
         yield server.base_url
