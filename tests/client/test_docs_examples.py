@@ -90,7 +90,7 @@ def test_shell_examples_run_as_written(tmp_path: Path) -> None:
     assert len(re.findall(r"^sent \S+ → BOB: \d{20}_[0-9A-F]{6}$", done.stdout, re.MULTILINE)) == 3
     assert "3 message(s) waiting" in done.stderr
     assert len(list((tmp_path / "inbox").glob("*.dat"))) == 3, "one by id, then the other two with --all"
-    assert re.search(r"^status\s+acknowledged$", done.stdout, re.MULTILINE), (
+    assert re.search(r"^status\s+acknowledged\s*$", done.stdout, re.MULTILINE), (
         "track shows the first one's status"
     )
     lookup = json.loads(done.stdout[done.stdout.rindex("[") :])
