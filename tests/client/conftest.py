@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import ssl
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,3 +123,35 @@ def proxy(server: Target) -> Iterator[FaultProxy]:
     """A fault proxy in front of ``server`` (clients: ``server.client(url=proxy.url)``)."""
     with FaultProxy(server.url, verify=server.verify) as running:
         yield running
+
+
+def clean_env() -> dict[str, str]:
+    """This environment without any MAILROOM_* or MESH_* variable."""
+    return {name: value for name, value in os.environ.items() if not name.startswith(("MAILROOM_", "MESH_"))}
+
+
+@pytest.fixture(scope="session")
+def plain_mailroom_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``mailroom serve`` without TLS, as the quickstart runs it (plain HTTP on loopback), holding
+    NHS's test mailboxes (password ``password``); shared key ``TestKey``."""
+    root = tmp_path_factory.mktemp("plain-mailroom")
+    env = {**clean_env(), "MAILROOM_SHARED_KEY": SHARED_KEY}
+    ws = nhs_test_workspace(root, make_pki(root / "pki"))
+    data = str(root / "data")
+    for kind, path in (("mailbox", ws.mailboxes), ("workflow", ws.workflows)):
+        command = [sys.executable, "-m", "mailroom", kind, "import", str(path), "--data-dir", data]
+        subprocess.run(command, env=env, check=True, capture_output=True, timeout=60)
+    argv = [
+        sys.executable,
+        "-m",
+        "mailroom",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "{port}",
+        "--data-dir",
+        data,
+    ]
+    with ServerProcess(argv, log_path=root / "server.log", env=env, scheme="http") as server:
+        yield server.base_url

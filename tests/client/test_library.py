@@ -48,7 +48,13 @@ def test_client_imports_no_server_code() -> None:
 
 
 def test_cli_module_imports_only_the_client() -> None:
+    """`mailroom client` (cli/client.py and its output module) needs nothing but the library."""
     names = _imports(SRC / "cli" / "client.py")
+    assert {name for name in names if name.startswith("mailroom")} == {
+        "mailroom.client",
+        "mailroom.cli.client_output",
+    }
+    names = _imports(SRC / "cli" / "client_output.py")
     assert {name for name in names if name.startswith("mailroom")} == {"mailroom.client"}
 
 

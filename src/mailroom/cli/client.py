@@ -1,9 +1,12 @@
-"""``mailroom client``: a MESH client on the command line (a thin shell over ``mailroom.client``)."""
+"""``mailroom client``: a MESH client on the command line (a thin shell over ``mailroom.client``).
+
+Exit status: 0 done, 1 an error (the server refused, could not be reached, ...), 2 a usage
+error (including missing or invalid connection settings), 3 ``lookup`` found no mailbox.
+"""
 
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,13 +15,37 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.panel import Panel
-from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TransferSpeedColumn
-from rich.table import Table
 
-from mailroom.client import MeshClient, MeshError, Message, Report, load_config
+from mailroom.cli.client_output import (
+    Transfers,
+    inbox_table,
+    line,
+    report_panel,
+    tracking_table,
+    transfers,
+)
+from mailroom.client import (
+    ConfigError,
+    MeshClient,
+    MeshError,
+    Message,
+    Report,
+    SendResult,
+    default_config_path,
+    load_config,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+NOTHING_FOUND = 3
+"""Exit status of ``lookup`` when no mailbox matched (1 is an error, 2 a usage error)."""
+SETTING_OPTIONS = {
+    "url": "--url",
+    "mailbox": "--mailbox",
+    "password": "--password",
+    "shared_key": "--shared-key",
+}
+"""The group's option for each required connection setting."""
 
 
 @dataclass
@@ -26,15 +53,16 @@ class Connection:
     """The group's connection options; the client is made on first use."""
 
     options: dict[str, Any]
+    context: click.Context
     stdout: Console = field(default_factory=Console)
     stderr: Console = field(default_factory=lambda: Console(stderr=True))
     _client: MeshClient | None = None
 
-    def client(self, **overrides: Any) -> MeshClient:
+    def client(self) -> MeshClient:
         if self._client is None:
-            profile, config_file = self.options.pop("profile"), self.options.pop("config_file")
-            config = load_config(profile, config_file=config_file, **{**self.options, **overrides})
-            self._client = MeshClient.from_config(config)
+            options = dict(self.options)
+            profile, config_file = options.pop("profile"), options.pop("config_file")
+            self._client = MeshClient.from_config(load_config(profile, config_file=config_file, **options))
         return self._client
 
     def close(self) -> None:
@@ -51,24 +79,28 @@ def emit_json(value: Any) -> None:
 
 
 @contextmanager
-def mesh_errors() -> Iterator[None]:
-    """A client error becomes a one-line message and exit status 1, not a traceback."""
+def mesh_errors(conn: Connection) -> Iterator[None]:
+    """A client error becomes a one-line message and exit status 1, not a traceback; missing
+    or invalid connection settings are a usage error (status 2)."""
     try:
         yield
+    except ConfigError as exc:
+        raise click.UsageError(config_message(conn, exc), conn.context) from None
     except MeshError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
 
 
-def show_report(console: Console, report: Report) -> None:
-    """Reports mean a message you sent did not arrive: never let one scroll past unnoticed."""
-    lines = [
-        f"Message [bold]{report.linked_message_id or 'unknown'}[/bold] was NOT delivered.",
-        f"Code {report.code or '?'}: {report.description or 'no description'}",
-        f"Workflow {report.workflow_id or '-'}  local id {report.local_id or '-'}",
-        f"Report id {report.message_id}",
-    ]
-    title = "NON-DELIVERY REPORT"
-    console.print(Panel("\n".join(lines), title=title, border_style="bold red", style="red"))
+def config_message(conn: Connection, exc: ConfigError) -> str:
+    """Which options (or variables) to give, rather than the library's setting names."""
+    if not exc.missing:
+        return str(exc)
+    wanted = ", ".join(f"{SETTING_OPTIONS[name]} or $MESH_{name.upper()}" for name in exc.missing)
+    path = conn.options.get("config_file") or default_config_path()
+    return (
+        f"missing connection settings: {wanted}. Give them as options before the sub-command "
+        f"(mailroom client --url URL ... inbox), as environment variables, or in a profile "
+        f"in {path} (see docs/client.md)."
+    )
 
 
 @click.group("client")
@@ -82,7 +114,7 @@ def show_report(console: Console, report: Report) -> None:
     default=None,
     help="TOML profile file [default: $MESH_CONFIG or ~/.config/mailroom/client.toml].",
 )
-@click.option("--url", default=None, help="Server base URL [$MESH_URL].")
+@click.option("--url", default=None, help="Server base URL, e.g. http://127.0.0.1:8700 [$MESH_URL].")
 @click.option("--mailbox", default=None, help="Your mailbox id [$MESH_MAILBOX].")
 @click.option("--password", default=None, help="Mailbox password [$MESH_PASSWORD].")
 @click.option("--shared-key", default=None, help="Environment shared key [$MESH_SHARED_KEY].")
@@ -95,8 +127,11 @@ def client(ctx: click.Context, /, **options: Any) -> None:
 
     Connection settings come from these options, then MESH_* environment variables, then the
     profile in the config file. See docs/client.md.
+
+    Exit status: 0 done, 1 error, 2 usage error (such as missing settings), 3 lookup found
+    nothing.
     """
-    connection = Connection(options)
+    connection = Connection(options, ctx)
     ctx.obj = connection
     ctx.call_on_close(connection.close)
 
@@ -109,7 +144,7 @@ pass_connection = click.make_pass_decorator(Connection)
 @pass_connection
 def handshake(conn: Connection, as_json: bool) -> None:
     """Check that the server accepts this mailbox's credentials."""
-    with mesh_errors():
+    with mesh_errors(conn):
         mesh = conn.client()
         ok = mesh.check_authentication()
     if as_json:
@@ -136,49 +171,60 @@ def handshake(conn: Connection, as_json: bool) -> None:
 @json_option
 @pass_connection
 def send(conn: Connection, /, files: Sequence[Path], as_json: bool, **options: Any) -> None:
-    """Send one or more files; large ones are chunked, interrupted ones resume."""
+    """Send one or more files; large ones are chunked, interrupted ones resume.
+
+    Prints one line per file with its message id (a progress bar shows meanwhile on a terminal).
+    """
     if options["local_id"] and len(files) > 1:
         raise click.UsageError("--local-id needs exactly one file")
-    recipient, workflow_id = options.pop("recipient"), options.pop("workflow_id")
     results = []
-    with mesh_errors(), _progress(conn.stderr, quiet=as_json) as progress:
+    with mesh_errors(conn), transfers(conn.stdout, conn.stderr, quiet=as_json) as shown:
         mesh = conn.client()
         for path in files:
-            advance = _advancer(progress, progress.add_task(path.name, total=path.stat().st_size))
-            result = mesh.send_file(recipient, path, workflow_id, progress=advance, **options)
+            result = send_one(mesh, shown, path, **options)
             results.append({"file": str(path), **result.to_json()})
             if not as_json:
                 note = " (resumed)" if result.resumed else ""
-                conn.stdout.print(f"sent {path} → {recipient}: [bold]{result.message_id}[/bold]{note}")
+                shown.print(
+                    line(f"sent {path} → {options['recipient']}: ", (result.message_id, "bold"), note)
+                )
     if as_json:
         emit_json(results)
 
 
-def _advancer(progress: Progress, task: TaskID) -> Callable[[int], None]:
-    def advance(sent: int) -> None:
-        progress.advance(task, sent)
-
-    return advance
-
-
-def _progress(console: Console, *, quiet: bool) -> Progress:
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    return Progress(*columns, console=console, transient=True, disable=quiet or not console.is_terminal)
+def send_one(
+    mesh: MeshClient, shown: Transfers, path: Path, recipient: str, workflow_id: str, **options: Any
+) -> SendResult:
+    bar = shown.start(path.name, total=path.stat().st_size)
+    result = mesh.send_file(recipient, path, workflow_id, progress=bar.advance, **options)
+    bar.finish()
+    return result
 
 
 @client.command()
 @click.option("--workflow-filter", default=None, help="Only these workflows (MESH filter syntax).")
+@click.option("--ids", "ids_only", is_flag=True, help="Only the message ids, one a line (one request).")
 @json_option
 @pass_connection
-def inbox(conn: Connection, workflow_filter: str | None, as_json: bool) -> None:
-    """List the ids of the messages waiting in the inbox."""
-    with mesh_errors():
-        ids = conn.client().check_inbox(workflow_filter)
+def inbox(conn: Connection, workflow_filter: str | None, ids_only: bool, as_json: bool) -> None:
+    """List the messages waiting in the inbox: id, sender, subject or file name, size, time.
+
+    The details take one HEAD request per message; --ids lists the ids alone.
+    """
+    with mesh_errors(conn):
+        mesh = conn.client()
+        if ids_only:
+            ids = mesh.check_inbox(workflow_filter)
+        else:
+            items = mesh.inbox_details(workflow_filter)
+            ids = [item.message_id for item in items]
     if as_json:
-        emit_json(ids)
+        emit_json(ids if ids_only else [item.to_json() for item in items])
         return
-    for message_id in ids:
-        click.echo(message_id)
+    if ids_only:
+        click.echo("".join(f"{message_id}\n" for message_id in ids), nl=False)
+    elif items:
+        conn.stdout.print(inbox_table(items))
     conn.stderr.print(f"{len(ids)} message(s) waiting")
 
 
@@ -201,27 +247,44 @@ def download(
     """Download messages into a folder as ID.dat plus ID.json metadata."""
     if bool(message_ids) == download_all:
         raise click.UsageError("give message ids or --all (not both)")
-    items: list[Message | Report] = []
-    with mesh_errors():
+    with mesh_errors(conn), transfers(conn.stdout, conn.stderr, quiet=as_json) as shown:
         mesh = conn.client()
         if download_all and ack:
-            items = mesh.check_and_download(folder)
+            items = mesh.check_and_download(folder, progress=shown.download)
+            shown.done_downloading()
+            for item in [] if as_json else items:
+                shown.print(saved_line(item))
         else:
-            for message_id in message_ids or mesh.check_inbox():
-                items.append(mesh.download_message(message_id, folder))
-                if ack:
-                    mesh.ack_download_message(message_id)
+            items = [
+                download_one(mesh, shown, message_id, folder, ack=ack, quiet=as_json)
+                for message_id in message_ids or mesh.check_inbox()
+            ]
     reports = [item for item in items if isinstance(item, Report)]
     for report in reports:
-        show_report(conn.stderr, report)
+        conn.stderr.print(report_panel(report))
     if as_json:
         emit_json([item.to_json() for item in items])
         return
-    for item in items:
-        if isinstance(item, Message):
-            click.echo(f"{item.message_id}  {item.size} bytes  from {item.sender}  → {item.path}")
     done = "downloaded and acknowledged" if ack else "downloaded (not acknowledged)"
     conn.stderr.print(f"{len(items)} message(s) {done}; {len(reports)} non-delivery report(s)")
+
+
+def download_one(
+    mesh: MeshClient, shown: Transfers, message_id: str, folder: Path, *, ack: bool, quiet: bool
+) -> Message | Report:
+    item = mesh.download_message(message_id, folder, progress=shown.download)
+    shown.done_downloading()
+    if ack:
+        mesh.ack_download_message(message_id)
+    if not quiet:
+        shown.print(saved_line(item))
+    return item
+
+
+def saved_line(item: Message | Report) -> str:
+    if isinstance(item, Report):
+        return f"{item.message_id}  non-delivery report (shown below)  → {item.path}"
+    return f"{item.message_id}  {item.size} bytes  from {item.sender}  → {item.path}"
 
 
 @client.command()
@@ -230,7 +293,7 @@ def download(
 @pass_connection
 def ack(conn: Connection, message_ids: Sequence[str], as_json: bool) -> None:
     """Acknowledge messages (they leave the inbox)."""
-    with mesh_errors():
+    with mesh_errors(conn):
         mesh = conn.client()
         for message_id in message_ids:
             mesh.ack_download_message(message_id)
@@ -247,20 +310,17 @@ def ack(conn: Connection, message_ids: Sequence[str], as_json: bool) -> None:
 @json_option
 @pass_connection
 def track(conn: Connection, message_id: str, by_local_id: bool, as_json: bool) -> None:
-    """Show the status of a message you sent."""
-    with mesh_errors():
+    """Show the status of a message you sent, and the times the server gives."""
+    with mesh_errors(conn):
         mesh = conn.client()
         found = mesh.track_by_local_id(message_id) if by_local_id else mesh.track(message_id)
     if as_json:
         emit_json(found.to_json())
         return
-    table = Table(show_header=False, box=None)
-    for name, value in found.to_json().items():
-        table.add_row(name, "" if value is None else str(value))
-    conn.stdout.print(table)
+    conn.stdout.print(tracking_table(found))
     if found.status in ("undeliverable", "error"):
         conn.stderr.print(
-            f"[bold red]message {found.message_id} was NOT delivered ({found.status})[/bold red]"
+            line((f"message {found.message_id} was NOT delivered ({found.status})", "bold red"))
         )
 
 
@@ -270,13 +330,23 @@ def track(conn: Connection, message_id: str, by_local_id: bool, as_json: bool) -
 @json_option
 @pass_connection
 def lookup(conn: Connection, ods_code: str, workflow_id: str, as_json: bool) -> None:
-    """Find the mailboxes of an organisation (ODS code) that receive a workflow."""
-    with mesh_errors():
+    """Find the mailboxes of an organisation (ODS code) that receive a workflow.
+
+    Exits with status 3 when no mailbox matched.
+    """
+    with mesh_errors(conn):
         found = conn.client().lookup(ods_code, workflow_id)
     if as_json:
         emit_json([endpoint.to_json() for endpoint in found])
-        return
-    for endpoint in found:
-        click.echo(f"{endpoint.mailbox_id}  {endpoint.mailbox_name or ''}".rstrip())
+    else:
+        for endpoint in found:
+            click.echo(f"{endpoint.mailbox_id}  {endpoint.mailbox_name or ''}".rstrip())
     if not found:
-        print("no mailbox found", file=sys.stderr)
+        conn.stderr.print(
+            line(
+                f"nothing matched: no mailbox of organisation {ods_code} receives workflow {workflow_id}. "
+                "Check both; the server may have no workflows registered (Mailroom: "
+                "mailroom workflow import)."
+            )
+        )
+        conn.context.exit(NOTHING_FOUND)

@@ -28,6 +28,7 @@ from ._errors import (
     ConfigError,
     MeshApiError,
     MeshError,
+    MeshTLSError,
     MeshTransportError,
     MessageGoneError,
     MessageNotFoundError,
@@ -38,22 +39,28 @@ from ._errors import (
     UnknownRecipientError,
 )
 from ._http import RetryPolicy
-from ._types import Endpoint, Message, Report, SendResult, Tracking
+from ._receiving import DownloadProgress
+from ._sending import Progress
+from ._types import Endpoint, InboxItem, Message, Report, SendResult, Tracking
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "AuthenticationError",
     "ConfigError",
+    "DownloadProgress",
     "Endpoint",
+    "InboxItem",
     "MeshApiError",
     "MeshAuth",
     "MeshClient",
     "MeshConfig",
     "MeshError",
+    "MeshTLSError",
     "MeshTransportError",
     "Message",
     "MessageGoneError",
     "MessageNotFoundError",
+    "Progress",
     "ProtocolError",
     "RateLimitedError",
     "Report",

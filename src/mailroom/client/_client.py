@@ -14,9 +14,9 @@ import httpx
 from ._config import DEFAULT_CHUNK_SIZE, MeshConfig, default_journal_dir, load_config
 from ._errors import AuthenticationError, ProtocolError
 from ._http import RetryPolicy, Session
-from ._receiving import Received, Receiver
+from ._receiving import DownloadProgress, Received, Receiver
 from ._sending import Progress, Sender, SendOptions
-from ._types import Endpoint, SendResult, Tracking
+from ._types import Endpoint, InboxItem, SendResult, Tracking
 
 PathLike = str | os.PathLike[str]
 
@@ -147,6 +147,7 @@ class MeshClient:
         progress: Progress | None = None,
     ) -> SendResult:
         """Send a file, chunked when larger than ``chunk_size``, reading one block at a time.
+        ``progress`` is called with the bytes sent as they go (see :data:`Progress`).
 
         ``gzip`` compresses each chunk on the way (``Content-Encoding: gzip``); ``compressed``
         and ``encrypted`` only set MESH's flags about what your application did to the
@@ -178,22 +179,36 @@ class MeshClient:
         """Every message id waiting in the inbox, following the server's pages."""
         return self._receiver.list_all(workflow_filter)
 
+    def inbox_details(self, workflow_filter: str | None = None) -> list[InboxItem]:
+        """Every waiting message with its sender, subject, file name, size (where the server
+        says) and time, from one ``HEAD`` request per message; nothing is downloaded or
+        acknowledged. Messages that leave the inbox meanwhile are left out."""
+        described = (self._receiver.describe(message_id) for message_id in self.check_inbox(workflow_filter))
+        return [item for item in described if item is not None]
+
     def inbox_pages(
         self, workflow_filter: str | None = None, max_results: int | None = None
     ) -> Iterator[list[str]]:
         """The inbox one page (at most ``max_results`` ids) at a time."""
         return self._receiver.pages(workflow_filter, max_results)
 
-    def download_message(self, message_id: str, folder_or_stream: PathLike | IO[bytes]) -> Received:
+    def download_message(
+        self,
+        message_id: str,
+        folder_or_stream: PathLike | IO[bytes],
+        *,
+        progress: DownloadProgress | None = None,
+    ) -> Received:
         """Download a message into a folder (as ``{id}.dat`` plus ``{id}.json`` metadata;
         resumable, fsynced, renamed into place) or into a binary stream you own.
 
         Returns a :class:`Message`, or a :class:`Report` for a non-delivery report. Does not
         acknowledge: call :meth:`ack_download_message` once you have processed it.
+        ``progress`` is called as the bytes arrive (see :data:`DownloadProgress`).
         """
         if isinstance(folder_or_stream, (str, os.PathLike)):
-            return self._receiver.to_folder(message_id, Path(folder_or_stream))
-        return self._receiver.to_stream(message_id, folder_or_stream)
+            return self._receiver.to_folder(message_id, Path(folder_or_stream), progress)
+        return self._receiver.to_stream(message_id, folder_or_stream, progress)
 
     def ack_download_message(self, message_id: str) -> None:
         """Acknowledge: the message leaves the inbox. Safe to repeat."""
@@ -201,16 +216,28 @@ class MeshClient:
 
     @overload
     def check_and_download(
-        self, folder: None = None, *, workflow_filter: str | None = None
+        self,
+        folder: None = None,
+        *,
+        workflow_filter: str | None = None,
+        progress: DownloadProgress | None = None,
     ) -> Iterator[Received]: ...
 
     @overload
     def check_and_download(
-        self, folder: PathLike, *, workflow_filter: str | None = None
+        self,
+        folder: PathLike,
+        *,
+        workflow_filter: str | None = None,
+        progress: DownloadProgress | None = None,
     ) -> list[Received]: ...
 
     def check_and_download(
-        self, folder: PathLike | None = None, *, workflow_filter: str | None = None
+        self,
+        folder: PathLike | None = None,
+        *,
+        workflow_filter: str | None = None,
+        progress: DownloadProgress | None = None,
     ) -> Iterator[Received] | list[Received]:
         """Receive everything waiting, acknowledging each message only once it is handled.
 
@@ -219,10 +246,11 @@ class MeshClient:
         ``body`` is an open temporary file) and acknowledges it when you ask for the next one,
         i.e. after your processing returned without error. If your code raises, or breaks out
         of the loop, the current message is not acknowledged and stays in the inbox.
+        ``progress`` is called as each message's bytes arrive (see :data:`DownloadProgress`).
         """
         if folder is not None:
-            return self._receiver.save_all(Path(folder), workflow_filter)
-        return self._receiver.each(workflow_filter)
+            return self._receiver.save_all(Path(folder), workflow_filter, progress)
+        return self._receiver.each(workflow_filter, progress)
 
     # -- tracking and lookup ---------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ ENV_PREFIX = "MESH_"
 PROFILE_ENV = "MESH_PROFILE"
 CONFIG_ENV = "MESH_CONFIG"
 DEFAULT_PROFILE = "default"
+REQUIRED = ("url", "mailbox", "password", "shared_key")
+"""The settings without a default: every connection needs them."""
 
 _ENV_KEYS = {
     "url": "URL",
@@ -31,6 +33,17 @@ _ENV_KEYS = {
     "journal_dir": "JOURNAL_DIR",
     "timeout": "TIMEOUT",
 }
+
+
+def env_name(setting: str) -> str:
+    """The environment variable of a setting: ``url`` → ``MESH_URL``."""
+    return ENV_PREFIX + _ENV_KEYS[setting]
+
+
+def missing_error(missing: tuple[str, ...]) -> ConfigError:
+    """The error for required settings that were not given, naming their variables."""
+    names = ", ".join(f"{name} ({env_name(name)})" for name in missing)
+    return ConfigError(f"missing connection settings: {names}", missing=missing)
 
 
 def default_config_path(environ: Mapping[str, str] | None = None) -> Path:
@@ -70,9 +83,9 @@ class MeshConfig:
     timeout: float = 600.0
 
     def __post_init__(self) -> None:
-        missing = [name for name in ("url", "mailbox", "password", "shared_key") if not getattr(self, name)]
+        missing = tuple(name for name in REQUIRED if not getattr(self, name))
         if missing:
-            raise ConfigError(f"missing connection settings: {', '.join(missing)}")
+            raise missing_error(missing)
         if self.chunk_size < 1:
             raise ConfigError("chunk_size must be at least 1 byte")
         if (self.cert is None) != (self.key is None):
@@ -82,7 +95,7 @@ class MeshConfig:
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> MeshConfig:
-        """Build from plain values (strings are converted), ignoring unknown keys."""
+        """Build from plain values (strings are converted); unknown keys are refused."""
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
@@ -92,10 +105,10 @@ class MeshConfig:
             if value is None or value == "":
                 continue
             converted[name] = _convert(name, value)
-        try:
-            return cls(**converted)
-        except TypeError as exc:
-            raise ConfigError(f"missing connection settings: {exc}") from None
+        missing = tuple(name for name in REQUIRED if name not in converted)
+        if missing:
+            raise missing_error(missing)
+        return cls(**converted)
 
     def with_overrides(self, **values: Any) -> MeshConfig:
         given = {name: _convert(name, value) for name, value in values.items() if value not in (None, "")}

@@ -5,6 +5,7 @@
     MeshError
     ├── ConfigError                  connection settings missing or invalid
     ├── MeshTransportError           the server could not be reached (after retries)
+    │   └── MeshTLSError             TLS failed (wrong scheme, untrusted certificate): not retried
     ├── ProtocolError                the server answered something that is not MESH
     ├── SendOutcomeUnknown           a send may or may not have landed, and tracking could not tell
     └── MeshApiError                 the server refused: carries status, MESH event, code, description
@@ -24,11 +25,27 @@ class MeshError(Exception):
 
 
 class ConfigError(MeshError):
-    """Connection settings are missing or invalid."""
+    """Connection settings are missing or invalid. ``missing`` names the required settings
+    that were not given (``url``, ``mailbox``, ``password``, ``shared_key``), if any."""
+
+    def __init__(self, message: str, *, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 class MeshTransportError(MeshError):
-    """The server could not be reached, or the connection broke, on every attempt."""
+    """The server could not be reached, or the connection broke, on every attempt. ``url``
+    is the server's base URL."""
+
+    def __init__(self, message: str, *, url: str = "") -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class MeshTLSError(MeshTransportError):
+    """The TLS handshake failed: an https URL for a plain-HTTP server, a certificate that the
+    CA bundle does not trust, a refused client certificate. Retrying cannot help, so it is not
+    retried."""
 
 
 class ProtocolError(MeshError):

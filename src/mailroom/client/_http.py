@@ -26,6 +26,7 @@ from ._errors import (
     ServerError,
     UnknownRecipientError,
 )
+from ._failures import tls_failure, transport_error
 
 log = logging.getLogger("mailroom.client")
 
@@ -196,9 +197,9 @@ class Session:
                 )
             except httpx.TransportError as exc:
                 failed += 1
-                if failed >= self.retry.attempts:
-                    raise MeshTransportError(f"{method} {url}: {exc!r} (after {failed} attempts)") from exc
-                self.wait(failed, None, f"{method} {url}: {exc!r}")
+                if failed >= self.retry.attempts or tls_failure(exc) is not None:
+                    raise self.transport_error(method, url, exc, failed) from exc
+                self.wait(failed, None, f"{method} {self.config.url}{url}: {exc!r}")
                 continue
             if response.status_code in wanted:
                 return response
@@ -210,6 +211,12 @@ class Session:
                     self.wait(failed, retry_after(response), f"{method} {url}: HTTP {response.status_code}")
                     continue
             raise error_from(response)
+
+    def transport_error(
+        self, method: str, url: str, exc: httpx.TransportError, attempts: int, note: str = ""
+    ) -> MeshTransportError:
+        """The error for ``exc`` after ``attempts`` tries, naming the server and what to check."""
+        return transport_error(self.config.url, f"{method} {url}", exc, attempts, note)
 
     def wait(self, failed: int, after: float | None, why: str) -> None:
         delay = self.retry.delay(failed, after)

@@ -7,7 +7,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -16,13 +16,47 @@ import httpx
 from ._errors import MeshTransportError, MessageGoneError, MessageNotFoundError, ProtocolError
 from ._http import Session
 from ._journal import Journal, atomic_write, fsync_dir
-from ._types import REPORT_TYPE, Message, Report, mex_headers, total_chunks
+from ._types import REPORT_TYPE, InboxItem, Message, Report, mex_headers, total_chunks
 
 log = logging.getLogger("mailroom.client")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}$")
 
 Received = Message | Report
+
+DownloadProgress = Callable[[str, int, int | None], None]
+"""Called as a download gets further with the message id, the bytes received so far (as sent,
+i.e. compressed if the server gzipped them) and the expected total: None until known, an
+estimate from the first chunk's size while a chunked message downloads, exact from its last
+chunk on."""
+
+
+class Meter:
+    """Reports one message's download to a :data:`DownloadProgress` callback."""
+
+    def __init__(self, message_id: str, progress: DownloadProgress | None, done: int = 0) -> None:
+        self.message_id = message_id
+        self.progress = progress
+        self.done = done  # bytes of the chunks complete
+        self.expected: int | None = None
+
+    def chunk_started(self, number: int, headers: httpx.Headers) -> None:
+        length = headers.get("content-length", "")
+        total = total_chunks(mex_headers(headers))
+        if not length.isdigit():
+            self.expected = None
+        elif number >= total:
+            self.expected = self.done + int(length)
+        elif self.expected is None:
+            self.expected = int(length) * total  # chunks are of one size but the last
+        self.received(0)
+
+    def received(self, in_chunk: int) -> None:
+        if self.progress is not None:
+            self.progress(self.message_id, self.done + in_chunk, self.expected)
+
+    def chunk_done(self, in_chunk: int) -> None:
+        self.done += in_chunk
 
 
 def safe_id(message_id: str) -> str:
@@ -69,12 +103,20 @@ class Receiver:
     def list_all(self, workflow_filter: str | None = None) -> list[str]:
         return [message_id for page in self.pages(workflow_filter) for message_id in page]
 
+    def describe(self, message_id: str) -> InboxItem | None:
+        """A waiting message's headers (``HEAD``); None if it left the inbox meanwhile."""
+        try:
+            response = self.session.request("HEAD", f"{self.inbox}/{message_id}", ok=(200,))
+        except (MessageGoneError, MessageNotFoundError):
+            return None
+        return InboxItem.from_headers(message_id, response.headers)
+
     # -- downloading -----------------------------------------------------------------------------
 
     def _chunk_url(self, message_id: str, number: int) -> str:
         return f"{self.inbox}/{message_id}" if number == 1 else f"{self.inbox}/{message_id}/{number}"
 
-    def _copy_chunk(self, message_id: str, number: int, out: IO[bytes]) -> dict[str, str]:
+    def _copy_chunk(self, message_id: str, number: int, out: IO[bytes], meter: Meter) -> dict[str, str]:
         """Write chunk ``number`` to ``out`` (gunzipped if the server gzipped it), retrying a body
         that breaks off (``out`` is put back where it was); returns the response's headers."""
         start = out.tell() if out.seekable() else None
@@ -82,32 +124,40 @@ class Receiver:
         while True:
             response = self.session.request("GET", self._chunk_url(message_id, number), stream=True)
             try:
+                meter.chunk_started(number, response.headers)
                 for block in response.iter_bytes(1024 * 1024):
                     out.write(block)
+                    meter.received(response.num_bytes_downloaded)
+                meter.chunk_done(response.num_bytes_downloaded)
                 return dict(response.headers)
             except httpx.TransportError as exc:
                 failed += 1
                 if start is None or failed >= self.session.retry.attempts:
-                    raise MeshTransportError(f"download {message_id} chunk {number}: {exc!r}") from exc
+                    url = self.session.config.url
+                    message = f"download {message_id} chunk {number} from {url}: {exc!r}"
+                    raise MeshTransportError(message, url=url) from exc
                 out.seek(start)
                 out.truncate()
                 self.session.wait(failed, None, f"download {message_id} chunk {number}: {exc!r}")
             finally:
                 response.close()
 
-    def to_stream(self, message_id: str, out: IO[bytes]) -> Received:
+    def to_stream(
+        self, message_id: str, out: IO[bytes], progress: DownloadProgress | None = None
+    ) -> Received:
         """Download every chunk into ``out``; a REPORT writes nothing."""
         start = out.tell() if out.seekable() else 0
-        headers = self._copy_chunk(message_id, 1, out)
+        meter = Meter(message_id, progress)
+        headers = self._copy_chunk(message_id, 1, out, meter)
         mex = mex_headers(headers)
         if mex.get("messagetype", "").upper() == REPORT_TYPE:
             return _report(Report.from_headers(headers))
         for number in range(2, total_chunks(mex) + 1):
-            self._copy_chunk(message_id, number, out)
+            self._copy_chunk(message_id, number, out, meter)
         size = (out.tell() - start) if out.seekable() else -1
         return Message.from_headers(headers, size=size, body=out)
 
-    def to_folder(self, message_id: str, folder: Path) -> Received:
+    def to_folder(self, message_id: str, folder: Path, progress: DownloadProgress | None = None) -> Received:
         """Download into ``folder/{id}.dat`` (+ ``{id}.json`` metadata), durable once returned.
 
         Bytes go to ``.{id}.partial``; after each chunk of a chunked message the journal
@@ -124,9 +174,11 @@ class Receiver:
             handle.truncate(int(state["size"]))
             handle.seek(0, os.SEEK_END)
             first, mex, done = state["headers"], state["headers"], int(state["chunks_done"])
+            meter = Meter(message_id, progress, handle.tell())
         else:
             handle = partial.open("wb")
-            first = self._copy_chunk(message_id, 1, handle)
+            meter = Meter(message_id, progress)
+            first = self._copy_chunk(message_id, 1, handle, meter)
             mex, done = mex_headers(first), 1
         with handle:
             if str(mex.get("messagetype", "")).upper() == REPORT_TYPE:
@@ -140,7 +192,7 @@ class Receiver:
             for number in range(done + 1, total + 1):
                 _sync(handle)
                 journal.save({"chunks_done": number - 1, "size": handle.tell(), "headers": mex})
-                self._copy_chunk(message_id, number, handle)
+                self._copy_chunk(message_id, number, handle, meter)
             _sync(handle)
             size = handle.tell()
         final = data_path(folder, message_id)
@@ -166,11 +218,13 @@ class Receiver:
                 seen.add(message_id)
                 yield message_id
 
-    def save_all(self, folder: Path, workflow_filter: str | None) -> list[Received]:
+    def save_all(
+        self, folder: Path, workflow_filter: str | None, progress: DownloadProgress | None = None
+    ) -> list[Received]:
         saved: list[Received] = []
         for message_id in self.new_ids(set(), workflow_filter):
             try:
-                item = self.to_folder(message_id, folder)
+                item = self.to_folder(message_id, folder, progress)
             except (MessageGoneError, MessageNotFoundError) as exc:
                 log.warning("message %s vanished before download: %s", message_id, exc)
                 continue
@@ -178,11 +232,13 @@ class Receiver:
             saved.append(item)
         return saved
 
-    def each(self, workflow_filter: str | None) -> Iterator[Received]:
+    def each(
+        self, workflow_filter: str | None, progress: DownloadProgress | None = None
+    ) -> Iterator[Received]:
         for message_id in self.new_ids(set(), workflow_filter):
             with tempfile.TemporaryFile() as spool:
                 try:
-                    item = self.to_stream(message_id, spool)
+                    item = self.to_stream(message_id, spool, progress)
                 except (MessageGoneError, MessageNotFoundError) as exc:
                     log.warning("message %s vanished before download: %s", message_id, exc)
                     continue

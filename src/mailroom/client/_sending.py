@@ -28,6 +28,7 @@ from urllib.parse import quote
 import httpx
 
 from ._errors import MeshApiError, MeshTransportError, ProtocolError, SendOutcomeUnknown
+from ._failures import tls_failure
 from ._http import NOT_SENT_ERRORS, RETRY_STATUSES, Body, Session, error_from, retry_after
 from ._journal import Journal, send_journal
 from ._types import SendResult, Tracking
@@ -36,7 +37,10 @@ log = logging.getLogger("mailroom.client")
 
 BLOCK = 1024 * 1024
 Progress = Callable[[int], None]
-"""Called with the number of (uncompressed) bytes each time a chunk is accepted."""
+"""Called with a number of (uncompressed) bytes each time the upload gets further: for each
+block of about 1 MiB as a chunk's body streams out, and for chunks the server already had. A
+chunk sent again after a failure first takes back what it had counted (a negative number), so
+the sum is always the bytes on their way or accepted, and the file's size at the end."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,31 @@ def new_local_id() -> str:
     return f"mailroom-{uuid.uuid4().hex}"
 
 
+class Meter:
+    """Counts an upload's progress per chunk, so a chunk sent again is not counted twice."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.counted: dict[int, int] = {}
+
+    def _report(self, amount: int) -> None:
+        if amount and self.progress is not None:
+            self.progress(amount)
+
+    def restart(self, number: int) -> None:
+        """Chunk ``number``'s body is being sent (again) from its start."""
+        self._report(-self.counted.pop(number, 0))
+
+    def streamed(self, number: int, amount: int) -> None:
+        self.counted[number] = self.counted.get(number, 0) + amount
+        self._report(amount)
+
+    def accepted(self, number: int, length: int) -> None:
+        """The server has chunk ``number`` (``length`` bytes): count whatever was not yet."""
+        self._report(length - self.counted.get(number, 0))
+        self.counted[number] = length
+
+
 class Source:
     """A seekable binary file of known size, read one chunk at a time."""
 
@@ -93,11 +122,13 @@ class Source:
         start = (number - 1) * chunk_size
         return start, min(chunk_size, self.size - start)
 
-    def body(self, number: int, chunk_size: int, gzip: bool) -> tuple[Body, dict[str, str]]:
-        """A body factory for chunk ``number`` and the headers describing its encoding."""
+    def body(self, number: int, chunk_size: int, gzip: bool, meter: Meter) -> tuple[Body, dict[str, str]]:
+        """A body factory for chunk ``number`` (each block read is counted on ``meter``) and
+        the headers describing its encoding."""
         start, length = self.chunk_range(number, chunk_size)
 
         def blocks() -> Iterator[bytes]:
+            meter.restart(number)
             self.handle.seek(start)
             remaining = length
             compressor = zlib.compressobj(6, zlib.DEFLATED, 31) if gzip else None
@@ -106,6 +137,7 @@ class Source:
                 if not block:
                     raise OSError(f"source ended {remaining} bytes early (was it changed?)")
                 remaining -= len(block)
+                meter.streamed(number, len(block))
                 out = compressor.compress(block) if compressor else block
                 if out:
                     yield out
@@ -201,27 +233,31 @@ class Sender:
     ) -> SendResult:
         chunk_size = options.chunk_size or self.session.config.chunk_size
         state = _State.resume(journal, source.chunk_count(chunk_size), options.local_id)
+        meter = Meter(progress)
+        for number in sorted(state.done):  # a resumed send: what the server already has
+            meter.accepted(number, source.chunk_range(number, chunk_size)[1])
         if state.message_id is None:
-            self._start(source, options, state, chunk_size)
-            if progress:
-                progress(source.chunk_range(1, chunk_size)[1])
+            self._start(source, options, state, chunk_size, meter)
         for number in range(2, state.total + 1):
             if number in state.done:
                 continue
-            if not self.chunk(source, state.message_id or "", number, state.total, chunk_size, options.gzip):
+            if not self.chunk(source, state, number, chunk_size, options, meter):
                 state.done.update(range(number, state.total + 1))  # 423: the server has them all
                 break
             state.done.add(number)
             state.save()
-            if progress:
-                progress(source.chunk_range(number, chunk_size)[1])
+            meter.accepted(number, source.chunk_range(number, chunk_size)[1])
+        for number in range(1, state.total + 1):
+            meter.accepted(number, source.chunk_range(number, chunk_size)[1])
         if journal is not None:
             journal.remove()
         message_id = state.message_id or ""
         resumed = state.resumed or state.recovered
         return SendResult(message_id, state.local_id, state.total, source.size, resumed, state.recovered)
 
-    def _start(self, source: Source, options: SendOptions, state: _State, chunk_size: int) -> None:
+    def _start(
+        self, source: Source, options: SendOptions, state: _State, chunk_size: int, meter: Meter
+    ) -> None:
         """Chunk 1, unless an interrupted earlier run had already got it accepted."""
         found = self.find_sent(state.local_id, options) if state.resumed else None
         if found is not None:
@@ -231,44 +267,47 @@ class Sender:
         else:
             state.save()  # the local id is on disk before anything can land
             state.message_id, state.recovered = self.first_chunk(
-                source, options, state.local_id, state.total, chunk_size
+                source, options, state.local_id, state.total, chunk_size, meter
             )
         state.done.add(1)
         state.save()
 
     def first_chunk(
-        self, source: Source, options: SendOptions, local_id: str, total: int, chunk_size: int
+        self, source: Source, options: SendOptions, local_id: str, total: int, chunk_size: int, meter: Meter
     ) -> tuple[str, bool]:
         """POST chunk 1; returns (message id, recovered via tracking)."""
-        body, encoding = source.body(1, chunk_size, options.gzip)
+        body, encoding = source.body(1, chunk_size, options.gzip, meter)
         headers = {**options.headers(local_id, total), **encoding}
-        retry = self.session.retry
         failed = 0
         while True:
-            why: str
-            after: float | None = None
-            try:
-                response = self.session.send_once("POST", self.outbox, headers=headers, body=body)
-            except NOT_SENT_ERRORS as exc:
-                why, ambiguous = f"send: {exc!r}", False
-            except httpx.TransportError as exc:
-                why, ambiguous = f"send: {exc!r}", True
-            else:
-                if response.status_code in (200, 202):
-                    return _message_id(response), False
-                if response.status_code not in RETRY_STATUSES:
-                    raise error_from(response)
-                why, ambiguous = f"send: HTTP {response.status_code}", response.status_code not in (425, 429)
-                after = retry_after(response)
-            if ambiguous:
+            failure = self._first_attempt(headers, body)
+            if isinstance(failure, str):
+                return failure, False
+            if failure.ambiguous:
                 found = self.find_sent(local_id, options)
                 if found is not None:
                     log.info("send %s had landed as %s; not sent again", local_id, found.message_id)
                     return found.message_id, True
             failed += 1
-            if failed >= retry.attempts:
-                raise MeshTransportError(f"{why} (after {failed} attempts; nothing landed)")
-            self.session.wait(failed, after, why)
+            if failed >= self.session.retry.attempts or failure.final:
+                raise failure.error(self.session, self.outbox, failed)
+            self.session.wait(failed, failure.retry_after, failure.why)
+
+    def _first_attempt(self, headers: dict[str, str], body: Body) -> str | _Failed:
+        """One POST of chunk 1: the message id, or how it failed."""
+        try:
+            response = self.session.send_once("POST", self.outbox, headers=headers, body=body)
+        except NOT_SENT_ERRORS as exc:
+            return _Failed(f"send: {exc!r}", ambiguous=False, exc=exc, final=tls_failure(exc) is not None)
+        except httpx.TransportError as exc:
+            return _Failed(f"send: {exc!r}", ambiguous=True, exc=exc)
+        if response.status_code in (200, 202):
+            return _message_id(response)
+        if response.status_code not in RETRY_STATUSES:
+            raise error_from(response)
+        status = response.status_code
+        ambiguous = status not in (425, 429)
+        return _Failed(f"send: HTTP {status}", ambiguous=ambiguous, retry_after=retry_after(response))
 
     def find_sent(self, local_id: str, options: SendOptions) -> Tracking | None:
         """Our message with this local id in the outbox, if the server has one."""
@@ -298,22 +337,41 @@ class Sender:
         return found
 
     def chunk(
-        self, source: Source, message_id: str, number: int, total: int, chunk_size: int, gzip: bool
+        self, source: Source, state: _State, number: int, chunk_size: int, options: SendOptions, meter: Meter
     ) -> bool:
         """POST chunk ``number`` (retried); False when the message is already complete (423)."""
-        body, encoding = source.body(number, chunk_size, gzip)
+        body, encoding = source.body(number, chunk_size, options.gzip, meter)
         headers = {
-            "Mex-Chunk-Range": f"{number}:{total}",
+            "Mex-Chunk-Range": f"{number}:{state.total}",
             "Content-Type": "application/octet-stream",
             **encoding,
         }
         try:
-            self.session.request("POST", f"{self.outbox}/{message_id}/{number}", headers=headers, body=body)
+            url = f"{self.outbox}/{state.message_id}/{number}"
+            self.session.request("POST", url, headers=headers, body=body)
         except MeshApiError as exc:
             if exc.status_code == 423:
                 return False
             raise
         return True
+
+
+@dataclass(frozen=True)
+class _Failed:
+    """How one attempt at chunk 1 failed. ``ambiguous``: it may have landed all the same;
+    ``final``: trying again cannot help (a TLS failure)."""
+
+    why: str
+    ambiguous: bool
+    exc: httpx.TransportError | None = None
+    retry_after: float | None = None
+    final: bool = False
+
+    def error(self, session: Session, outbox: str, attempts: int) -> MeshTransportError:
+        if self.exc is not None:
+            return session.transport_error("POST", outbox, self.exc, attempts, "nothing landed")
+        url = session.config.url
+        return MeshTransportError(f"{self.why} at {url} (after {attempts} attempts; nothing landed)", url=url)
 
 
 def _message_id(response: httpx.Response) -> str:

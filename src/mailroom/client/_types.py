@@ -2,12 +2,40 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import IO, Any
 
 REPORT_TYPE = "REPORT"
+_MESH_TIME = re.compile(r"^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})$")
+
+
+def iso_time(value: object) -> str | None:
+    """A server's time as ISO 8601 (``2024-05-01T12:30:00``, UTC as MESH gives it): MESH's
+    ``yyyyMMddHHmmss`` is converted, ISO is kept as it is, anything empty becomes None."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    match = _MESH_TIME.match(text)
+    if match:
+        year, month, day, hour, minute, second = match.groups()
+        return f"{year}-{month}-{day}T{hour}:{minute}:{second}"
+    return text
+
+
+def http_time(value: str | None) -> str | None:
+    """An HTTP date (``Last-Modified``) as ISO 8601 in UTC, or None."""
+    if not value:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat()
 
 
 def _flag(value: str | None) -> bool:
@@ -206,6 +234,11 @@ class Tracking:
     status_code: str | None
     status_description: str | None
     raw: Mapping[str, Any] = field(repr=False)
+    status_event: str | None = None
+    uploaded_at: str | None = None
+    status_at: str | None = None
+    downloaded_at: str | None = None
+    expires_at: str | None = None
 
     @classmethod
     def from_v2(cls, body: Mapping[str, Any]) -> Tracking:
@@ -219,6 +252,11 @@ class Tracking:
             status_code=body.get("status_code"),
             status_description=body.get("status_description"),
             raw=dict(body),
+            status_event=body.get("status_event"),
+            uploaded_at=iso_time(body.get("upload_timestamp")),
+            status_at=iso_time(body.get("status_timestamp")),
+            downloaded_at=iso_time(body.get("download_timestamp")),
+            expires_at=iso_time(body.get("expiry_time")),
         )
 
     @classmethod
@@ -233,6 +271,11 @@ class Tracking:
             status_code=body.get("statusCode") or None,
             status_description=body.get("statusDescription") or None,
             raw=dict(body),
+            status_event=body.get("statusEvent") or None,
+            uploaded_at=iso_time(body.get("uploadTimestamp")),
+            status_at=iso_time(body.get("statusTimestamp")),
+            downloaded_at=iso_time(body.get("downloadTimestamp")),
+            expires_at=iso_time(body.get("expiryTime")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -245,7 +288,75 @@ class Tracking:
             "file_name": self.file_name,
             "status_code": self.status_code,
             "status_description": self.status_description,
+            "status_event": self.status_event,
+            "uploaded_at": self.uploaded_at,
+            "status_at": self.status_at,
+            "downloaded_at": self.downloaded_at,
+            "expires_at": self.expires_at,
         }
+
+
+@dataclass(frozen=True)
+class InboxItem:
+    """A message waiting in the inbox, described by its headers (``HEAD``) without downloading
+    it. ``size`` is the body's size when the server says (one unencoded chunk), else None;
+    ``received_at`` is when it reached the inbox (ISO 8601, UTC), if the server says."""
+
+    message_id: str
+    message_type: str
+    sender: str | None
+    workflow_id: str | None
+    subject: str | None
+    file_name: str | None
+    local_id: str | None
+    total_chunks: int
+    size: int | None
+    received_at: str | None
+    linked_message_id: str | None = None
+
+    @property
+    def is_report(self) -> bool:
+        return self.message_type == REPORT_TYPE
+
+    @classmethod
+    def from_headers(cls, message_id: str, headers: Mapping[str, str]) -> InboxItem:
+        mex = mex_headers(headers)
+        chunks = total_chunks(mex)
+        length = _header(headers, "content-length") or ""
+        encoded = _header(headers, "content-encoding") is not None
+        known = length.isdigit() and int(length) > 0 and chunks == 1 and not encoded
+        return cls(
+            message_id=mex.get("messageid") or message_id,
+            message_type=(mex.get("messagetype") or "DATA").upper(),
+            sender=mex.get("from") or None,
+            workflow_id=mex.get("workflowid") or None,
+            subject=mex.get("subject") or None,
+            file_name=mex.get("filename") or None,
+            local_id=mex.get("localid") or None,
+            total_chunks=chunks,
+            size=int(length) if known else None,
+            received_at=iso_time(mex.get("statustimestamp")) or http_time(_header(headers, "last-modified")),
+            linked_message_id=mex.get("linkedmsgid") or None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "message_id": self.message_id,
+            "message_type": self.message_type,
+            "sender": self.sender,
+            "workflow_id": self.workflow_id,
+            "subject": self.subject,
+            "file_name": self.file_name,
+            "local_id": self.local_id,
+            "total_chunks": self.total_chunks,
+            "size": self.size,
+            "received_at": self.received_at,
+            "linked_message_id": self.linked_message_id,
+        }
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    return next((value for key, value in headers.items() if key.lower() == name), None)
 
 
 @dataclass(frozen=True)
