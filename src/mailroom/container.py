@@ -12,6 +12,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from mailroom.clock import Clock, SystemClock
+from mailroom.services.admin_api import AdminApi
+from mailroom.services.admin_functions import AdminServices, build_registry
+from mailroom.services.admin_users import AdminUserService, FailureTracker
 from mailroom.services.authentication import AuthenticationService
 from mailroom.services.jobs import JobKind, JobRunner, JobService, Periodic, RunnerSettings
 from mailroom.services.mailbox_cache import MailboxCache
@@ -42,6 +45,8 @@ class Container:
     maintenance: MaintenanceService
     sandbox: SandboxService
     jobs: JobService
+    admin_users: AdminUserService
+    admin: AdminApi
 
     def job_runner(self) -> JobRunner:
         """A runner for this process: the jobs of ``self.jobs`` and the periodic maintenance."""
@@ -52,6 +57,11 @@ class Container:
                 "jobs.forget-finished",
                 min(settings.job_retention, timedelta(hours=1)),
                 lambda: {"forgotten": self.jobs.forget_finished(settings.job_retention)},
+            ),
+            Periodic(
+                "audit.forget",
+                min(settings.audit_retention, timedelta(hours=1)),
+                lambda: {"forgotten": self.admin.forget_audit(settings.audit_retention)},
             ),
         ]
         runner_settings = RunnerSettings(
@@ -134,18 +144,28 @@ def build_container(
     store = payloads or create_payload_store(settings)
     mailbox_cache = MailboxCache(db, clock, settings.mailbox_cache_ttl)
     maintenance = MaintenanceService(settings, db, store, clock)
+    mailbox_service = MailboxService(db, store, clock, mailbox_cache)
     kinds = dict(job_kinds or {})
+    jobs = JobService(db, clock, kinds)
+    failures = FailureTracker(settings.admin_lockout_failures, settings.admin_lockout_time)
+    admin_users = AdminUserService(db, clock, failures)
+    registry = build_registry(
+        AdminServices(settings, db, clock, mailbox_service, maintenance, jobs, admin_users, clock.now())
+    )
+    kinds.update(registry.job_kinds())  # the same mapping the job service reads
     return Container(
         settings=settings,
         db=db,
         payloads=store,
         clock=clock,
         auth=AuthenticationService(settings, mailbox_cache, db, clock, resolve_shared_key(settings)),
-        mailboxes=MailboxService(db, store, clock, mailbox_cache),
+        mailboxes=mailbox_service,
         sending=SendingService(settings, db, store, clock, mailbox_cache),
         receiving=ReceivingService(settings, db, store, clock),
         tracking=TrackingService(db),
         maintenance=maintenance,
         sandbox=SandboxService(db, store, clock),
-        jobs=JobService(db, clock, kinds),
+        jobs=jobs,
+        admin_users=admin_users,
+        admin=AdminApi(registry, jobs, db, clock),
     )

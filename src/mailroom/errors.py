@@ -143,3 +143,25 @@ class Conflict(MailroomError):
 
 class Ambiguous(MailroomError):
     description = "Multiple messages match"
+
+
+class CredentialsRefused(MailroomError):
+    """A user name and password (the administration API's HTTP Basic) that do not match."""
+
+    description = "Invalid user name or password"
+
+
+class PermissionDenied(Forbidden):
+    """An authenticated caller without the privilege the operation needs."""
+
+    description = "Permission denied"
+
+
+class TooManyAttempts(MailroomError):
+    """Refused without checking: too many failed attempts from this client lately."""
+
+    description = "Too many failed login attempts; try again later"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after

@@ -124,6 +124,32 @@ class Settings:
         "Never enable in production.",
         default=False,
     )
+    admin_api: bool = _help(
+        "Serve the administration API (`/api/invoke/...`, docs/admin-api.md); off, every `/api/` "
+        "path is a 404.",
+        default=False,
+    )
+    admin_status_wait_max: timedelta = _help(
+        "Longest an administration API `get-status` call waits for a change (`millisecondsTimeout` "
+        "is capped to it).",
+        default=timedelta(seconds=60),
+    )
+    admin_max_body_bytes: int = _help(
+        "Largest request body the administration API reads; larger gives 413.", default=1024 * 1024
+    )
+    admin_lockout_failures: int = _help(
+        "Failed administrator logins from one client address after which it is refused (429) "
+        "without a check until `admin_lockout_time` has passed since its last failure; 0 never "
+        "locks out. Counted per server process.",
+        default=5,
+    )
+    admin_lockout_time: timedelta = _help(
+        "How long a client stays locked out after too many failed administrator logins.",
+        default=timedelta(minutes=5),
+    )
+    audit_retention: timedelta = _help(
+        "How long entries of the administration API's audit log are kept.", default=timedelta(days=365)
+    )
     env_name: str = _help("Environment name reported by the health endpoints.", default="local")
     build_label: str = _help("Build label reported by the health endpoints.", default="mailroom")
     auth_check_clock: bool = _help(

@@ -18,6 +18,7 @@ import click
 from rich.cells import cell_len, set_cell_size
 
 from mailroom import __version__
+from mailroom.cli.admin import admin as admin_commands
 from mailroom.cli.client import client as client_commands
 from mailroom.container import Container, build_container
 from mailroom.domain.mailboxes import Mailbox, normalise_mailbox_id
@@ -591,3 +592,4 @@ def db_migrate_data(source_dir: Path, data_dir: Path | None) -> None:
 
 
 cli.add_command(client_commands)
+cli.add_command(admin_commands)

@@ -224,6 +224,34 @@ job_schedules = Table(
     Column("last_runner", String(200), nullable=False, default=""),
 )
 
+# -- administration API (services.admin_users, services.audit) -----------------------------------
+
+admin_users = Table(
+    "admin_users",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("password_hash", String(200), nullable=False),  # argon2id, PHC string format
+    Column("privilege", String(20), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("password_changed_at", UTCDateTime, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigKey, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("user", String(100), nullable=False),  # as given, also when unknown (a failed login)
+    Column("peer", String(100), nullable=False, default=""),
+    Column("function", String(100), nullable=False),
+    Column("arguments", Text, nullable=False, default="{}"),  # JSON, secrets replaced
+    Column("outcome", String(20), nullable=False),
+    Column("error", Text, nullable=False, default=""),
+    Column("job_id", String(32), nullable=False, default=""),
+    Index(None, "at"),
+    Index(None, "user", "at"),
+)
+
 
 def storable(*values: str | None) -> bool:
     """False if a value has a NUL character: no stored text has one (``check_text``), so a lookup

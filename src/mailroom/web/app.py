@@ -17,6 +17,7 @@ from mailroom import __version__
 from mailroom.container import Container, build_container
 from mailroom.settings import Settings, load_settings
 from mailroom.web import errors, health, hot_routes, sandbox
+from mailroom.web.admin import routes as admin_routes
 from mailroom.web.wire import handshake, inbox, lookup, openapi, outbox
 
 log = logging.getLogger(__name__)
@@ -84,6 +85,9 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
             yield
         finally:
             runner.stop()
+            watch = getattr(app.state, "job_watch", None)
+            if watch is not None:
+                await watch.aclose()
             if container is None:
                 services.close()
 
@@ -94,6 +98,8 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
     app.include_router(health.router)
     if settings.sandbox:
         app.include_router(sandbox.router)
+    if settings.admin_api:
+        app.include_router(admin_routes.router)
     app.include_router(lookup.router)
     app.include_router(handshake.router)
     app.include_router(outbox.router)
