@@ -231,6 +231,12 @@ class Settings:
     payload_retention: timedelta = _help(
         "How long payloads of acknowledged or expired messages are kept.", default=timedelta(days=30)
     )
+    metadata_retention: timedelta = _help(
+        "How long the rows of a finished message (acknowledged, expired or failed) are kept once its "
+        "payload is purged, counted from its last status change; then they are deleted and tracking "
+        "answers 404 for it. 0 keeps them forever.",
+        default=timedelta(days=90),
+    )
     sweep_interval: timedelta = _help(
         "How often the maintenance steps (expiry with reports, abandoned uploads, payload purge, "
         "token clean-up) run; each step runs in one server process of all that share the "

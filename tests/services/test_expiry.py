@@ -8,7 +8,7 @@ import pytest
 from tests.conftest import MAILBOXES
 
 from mailroom.domain.messages import ChunkRange, MessageStatus, MessageType, Metadata
-from mailroom.errors import Gone
+from mailroom.errors import Gone, NotFound
 from mailroom.services.authentication import MailboxPrincipal
 from mailroom.services.receiving import Download
 from mailroom.services.sending import SendRequest
@@ -222,3 +222,28 @@ def test_a_payload_the_store_refuses_to_delete_stops_no_other_purge(
     assert _stored_bytes(container, stuck.message_id) == b"stuck"
     monkeypatch.undo()
     assert container.maintenance.sweep().purged == 1  # tried again, and gone
+
+
+def test_finished_messages_rows_go_after_the_metadata_retention(settings, fresh_container, clock):
+    container = fresh_container(settings.replace(metadata_retention=timedelta(days=60)))
+    for mailbox in MAILBOXES:
+        container.mailboxes.add(mailbox)
+    acked = send(container, body=b"acked")
+    container.receiving.acknowledge(principal(container, "BOB"), acked.message_id)
+    waiting = send(container, body=b"waiting", workflow_id="OTHER")
+    clock.advance(timedelta(days=30, seconds=1))  # the payload retention: purged, rows kept
+    container.maintenance.sweep()  # also expires ``waiting`` (day 5), with a report to ALICE
+    assert (
+        container.tracking.by_message_id(principal(container, "ALICE"), acked.message_id).message_id
+        == acked.message_id
+    )
+    clock.advance(timedelta(days=30))  # day 60 since the acknowledgement
+    assert container.maintenance.sweep().forgotten == 1
+    with pytest.raises(NotFound):
+        container.tracking.by_message_id(principal(container, "ALICE"), acked.message_id)
+    # expired by the sweep of day 30, purged by that of day 60: its rows stay until day 90
+    assert container.tracking.by_message_id(principal(container, "ALICE"), waiting.message_id)
+    clock.advance(timedelta(days=35))
+    assert container.maintenance.sweep().forgotten >= 1
+    with pytest.raises(NotFound):
+        container.tracking.by_message_id(principal(container, "ALICE"), waiting.message_id)

@@ -51,6 +51,7 @@ class SweepResult:
     abandoned: list[str] = field(default_factory=list)
     purged: int = 0
     purge_failed: int = 0
+    forgotten: int = 0
     orphans: int = 0
     tokens: int = 0
 
@@ -61,6 +62,7 @@ class SweepResult:
             "abandoned": len(self.abandoned),
             "purged": self.purged,
             "purgeFailed": self.purge_failed,
+            "forgotten": self.forgotten,
             "orphans": self.orphans,
             "tokens": self.tokens,
         }
@@ -69,7 +71,7 @@ class SweepResult:
 def _step(step: Callable[[SweepResult], None]) -> dict[str, int]:
     result = SweepResult()
     step(result)
-    if result.expired or result.purged or result.orphans or result.purge_failed:
+    if result.expired or result.purged or result.orphans or result.purge_failed or result.forgotten:
         log.info("maintenance: %s", ", ".join(f"{k} {v}" for k, v in result.summary().items() if v))
     return result.summary()
 
@@ -115,6 +117,7 @@ class MaintenanceService:
         self.expire(result)
         self.abandon_uploads(result)
         self.purge(result)
+        self.forget_messages(result)
         self.forget_tokens(result)
         if orphans:
             self.scan_orphans(result)
@@ -129,6 +132,7 @@ class MaintenanceService:
                 ("maintenance.expire", self.expire),
                 ("maintenance.abandon-uploads", self.abandon_uploads),
                 ("maintenance.purge", self.purge),
+                ("maintenance.forget-messages", self.forget_messages),
                 ("maintenance.tokens", self.forget_tokens),
             ):
                 steps.append(Periodic(name, every, partial(_step, step)))
@@ -136,6 +140,20 @@ class MaintenanceService:
         if scan.total_seconds() > 0:
             steps.append(Periodic("maintenance.orphans", scan, partial(_step, self.scan_orphans)))
         return steps
+
+    def forget_messages(self, result: SweepResult) -> None:
+        """Rows of finished, purged messages past ``metadata_retention``: the database does not
+        grow without bound (tracking answers 404 for them from then on)."""
+        retention = self._settings.metadata_retention
+        if retention.total_seconds() <= 0:
+            return
+        cutoff = self._clock.now() - retention
+        while True:
+            with self._db.write() as conn:
+                forgotten = messages.forget_finished(conn, cutoff, BATCH)
+            result.forgotten += len(forgotten)
+            if len(forgotten) < BATCH:
+                return
 
     def forget_tokens(self, result: SweepResult) -> None:
         with self._db.write() as conn:

@@ -512,6 +512,31 @@ def due_for_purge(conn: Connection, cutoff: datetime, limit: int) -> list[str]:
     return list(conn.execute(stmt).scalars())
 
 
+def forget_finished(conn: Connection, cutoff: datetime, limit: int) -> list[str]:
+    """Delete the rows of finished messages whose payloads are purged and whose last status
+    change is at or before ``cutoff`` (locked ``SKIP LOCKED`` on PostgreSQL); their ids."""
+    stmt = (
+        select(messages.c.message_id)
+        .where(
+            messages.c.status.in_(
+                [
+                    MessageStatus.ACKNOWLEDGED.value,
+                    MessageStatus.UNDELIVERABLE.value,
+                    MessageStatus.ERROR.value,
+                ]
+            ),
+            messages.c.status_at <= cutoff,
+            messages.c.payload_purged.is_(True),
+        )
+        .limit(limit)
+    )
+    if conn.dialect.name != "sqlite":
+        stmt = stmt.with_for_update(skip_locked=True)
+    ids = list(conn.execute(stmt).scalars())
+    _delete(conn, ids)
+    return ids
+
+
 def mark_purged(conn: Connection, message_id: str) -> None:
     """After its payloads were deleted: the message is purged, and so are bytes kept in its rows."""
     conn.execute(update(messages).where(messages.c.message_id == message_id).values(payload_purged=True))
