@@ -48,8 +48,12 @@ class BulkConnection:
 
     def _connect(self) -> socket.socket:
         if self._sock is None:
-            self._sock = socket.create_connection((self.target.host, self.target.port))
-            self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock = socket.create_connection((self.target.host, self.target.port))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            context = self.target.ssl_context()
+            if context is not None:
+                sock = context.wrap_socket(sock, server_hostname=self.target.host)
+            self._sock = sock
             self._held = b""
         return self._sock
 

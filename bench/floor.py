@@ -22,6 +22,7 @@ import json
 import mmap
 import os
 import socket
+import ssl
 import sys
 import threading
 import uuid
@@ -155,8 +156,15 @@ class Floor:
 
 
 def main(argv: list[str]) -> None:
+    """``PORT DIRECTORY [CA CERT KEY]``: with the last three, mutual TLS as the servers use."""
     port, directory = int(argv[0]), Path(argv[1])
     listener = socket.create_server(("127.0.0.1", port))
+    if len(argv) == 5:
+        ca, cert, key = argv[2:]
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=ca)
+        context.load_cert_chain(cert, key)
+        context.verify_mode = ssl.CERT_REQUIRED
+        listener = context.wrap_socket(listener, server_side=True)
     thread = threading.Thread(target=Floor(directory).serve, args=(listener,), daemon=True)
     thread.start()
     print("listening", flush=True)

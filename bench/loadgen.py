@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import hmac
 import resource
+import ssl
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -37,13 +38,47 @@ def mesh_token(mailbox: str, password: str, shared_key: str) -> str:
 
 
 @dataclass(frozen=True)
+class Tls:
+    """Mutual TLS, as MESH is deployed: the CA that signed the server, and the client's own
+    certificate and key (PEM files)."""
+
+    ca: str
+    cert: str
+    key: str
+
+    def client_context(self) -> ssl.SSLContext:
+        return _client_context(self)
+
+
+_contexts: dict[Tls, ssl.SSLContext] = {}
+
+
+def _client_context(tls: Tls) -> ssl.SSLContext:
+    """One context per process (loading the CA and the key pair costs a few ms)."""
+    context = _contexts.get(tls)
+    if context is None:
+        context = ssl.create_default_context(cafile=tls.ca)
+        context.load_cert_chain(tls.cert, tls.key)
+        _contexts[tls] = context
+    return context
+
+
+@dataclass(frozen=True)
 class Target:
-    """Where a server listens and how to sign for it."""
+    """Where a server listens and how to sign for it (and, with ``tls``, how to reach it)."""
 
     host: str
     port: int
     shared_key: str
     password: str
+    tls: Tls | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return None if self.tls is None else self.tls.client_context()
 
 
 @dataclass
@@ -69,7 +104,7 @@ class Connection:
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if self._reader is None or self._writer is None or self._writer.is_closing():
             self._reader, self._writer = await asyncio.open_connection(
-                self.target.host, self.target.port, limit=4 * MIB
+                self.target.host, self.target.port, limit=4 * MIB, ssl=self.target.ssl_context()
             )
         return self._reader, self._writer
 

@@ -49,6 +49,7 @@ from bench.servers import (
     MeshServer,
     RssSampler,
     Server,
+    ServerTls,
     recipients,
 )
 
@@ -107,14 +108,27 @@ def mesh_client_flows(server: Server, args: argparse.Namespace) -> dict[str, Any
     from mesh_client import MeshClient
 
     target = server.target
-    url = f"http://{target.host}:{target.port}"
+    url = target.url
+    tls = target.tls
     boxes = recipients(args.mesh_client_threads)
     each = max(1, args.mesh_client_messages // len(boxes))
     body = os.urandom(args.size)
     errors: list[str] = []
 
     def client(mailbox: str) -> MeshClient:
-        return MeshClient(url, mailbox, target.password, shared_key=target.shared_key.encode(), max_retries=0)
+        if tls is None:
+            return MeshClient(
+                url, mailbox, target.password, shared_key=target.shared_key.encode(), max_retries=0
+            )
+        return MeshClient(
+            url,
+            mailbox,
+            target.password,
+            shared_key=target.shared_key.encode(),
+            max_retries=0,
+            verify=tls.ca,
+            cert=(tls.cert, tls.key),
+        )
 
     def send(box: str) -> None:
         with client(SENDER) as mesh:
@@ -389,6 +403,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "disk": disk_baseline(root, args.disk_probe_mib),
             "servers": {},
         }
+        Server.tls = None if args.plain_http else ServerTls.made_in(root / "pki")
+        results["transport"] = "http" if args.plain_http else "https with client certificates"
         receivers = max(args.concurrency, args.mesh_client_threads)
         servers: list[MeshServer] = [
             Mailroom(root / "mailroom", free_port(), receivers),
@@ -442,8 +458,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--messages", type=int, default=4000, help="small messages per server (0 skips)")
     parser.add_argument("--size", type=int, default=1024, help="small message size in bytes")
-    parser.add_argument("--concurrency", type=int, default=16, help="connections (one inbox each)")
-    parser.add_argument("--processes", type=int, default=2, help="load generator processes")
+    parser.add_argument("--concurrency", type=int, default=8, help="connections (one inbox each)")
+    parser.add_argument("--processes", type=int, default=1, help="load generator processes")
+    parser.add_argument(
+        "--plain-http",
+        action="store_true",
+        help="plain HTTP instead of HTTPS with client certificates (how MESH is deployed)",
+    )
     parser.add_argument(
         "--workers",
         type=int,

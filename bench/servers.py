@@ -5,7 +5,8 @@
 - mesh-sandbox: NHS's ``mesh_sandbox.api:app`` under uvicorn in its own venv (``.venv-sandbox``),
   ``STORE_MODE=file`` (messages as JSON files, chunks as files) and ``AUTH_MODE=full``.
 
-Both get the same mailboxes, password and shared key, and plain HTTP on 127.0.0.1.
+Both get the same mailboxes, password and shared key on 127.0.0.1, and, as MESH is deployed,
+HTTPS with client certificates required (``ServerTls``; ``--plain-http`` for plain HTTP).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 
 from tests.support.server import ServerProcess
 
-from bench.loadgen import Connection, Target
+from bench.loadgen import Connection, Target, Tls
 
 ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_PYTHON = Path(os.environ.get("MAILROOM_SBX_PYTHON", ROOT / ".venv-sandbox" / "bin" / "python"))
@@ -113,10 +114,30 @@ class RssSampler:
         self.peak = max(self.peak, proc_status(self.pid, "VmHWM"))
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """The test PKI's files: the server's certificate, and the CA that also signed the client's."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    client: Tls
+
+    @classmethod
+    def made_in(cls, directory: Path) -> ServerTls:
+        from tests.support.certs import make_pki
+
+        pki = make_pki(directory)
+        client = Tls(str(pki.ca_cert), str(pki.client_cert), str(pki.client_key))
+        return cls(pki.ca_cert, pki.server_cert, pki.server_key, client)
+
+
 class Server(abc.ABC):
     """Common face of every server under test: start, stop, pid, target, CPU and memory."""
 
     name = ""
+    #: Set by the run for every server: mutual TLS, or None for plain HTTP.
+    tls: ServerTls | None = None
 
     def __init__(self, root: Path, port: int, receivers: int) -> None:
         self.root = root
@@ -126,7 +147,9 @@ class Server(abc.ABC):
 
     @property
     def target(self) -> Target:
-        return Target("127.0.0.1", self.port, SHARED_KEY, PASSWORD)
+        return Target(
+            "127.0.0.1", self.port, SHARED_KEY, PASSWORD, None if self.tls is None else self.tls.client
+        )
 
     @property
     def pid(self) -> int:
@@ -159,7 +182,9 @@ class Server(abc.ABC):
             log_path=self.root / "server.log",
             port=self.port,
             env=env,
-            scheme="http",
+            scheme="http" if self.tls is None else "https",
+            ca_cert=None if self.tls is None else self.tls.ca,
+            client_cert=None if self.tls is None else (Path(self.tls.client.cert), Path(self.tls.client.key)),
             startup_timeout=600,
         )
         started = time.perf_counter()
@@ -241,6 +266,9 @@ class Mailroom(MeshServer):
     def argv_env(self) -> tuple[list[str], dict[str, str]]:
         argv = [sys.executable, "-m", "mailroom", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
         argv += ["--workers", str(self.workers)]
+        if self.tls is not None:
+            argv += ["--tls-cert", str(self.tls.cert), "--tls-key", str(self.tls.key)]
+            argv += ["--tls-client-ca", str(self.tls.ca), "--require-client-cert"]
         return [*argv, "--data-dir", str(self.data_dir)], self.env()
 
     def seed_deep_inbox(self, total: int) -> float:
@@ -312,6 +340,9 @@ class MeshSandbox(MeshServer):
 
     def argv_env(self) -> tuple[list[str], dict[str, str]]:
         argv = [str(SANDBOX_PYTHON), str(SANDBOX_LAUNCHER), "--port", str(self.port)]
+        if self.tls is not None:
+            argv += ["--certfile", str(self.tls.cert), "--keyfile", str(self.tls.key)]
+            argv += ["--ca-certs", str(self.tls.ca), "--require-client-cert"]
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "STORE_MODE": "file",
@@ -364,4 +395,6 @@ class Floor(Server):
 
     def argv_env(self) -> tuple[list[str], dict[str, str]]:
         argv = [sys.executable, "-m", "bench.floor", str(self.port), str(self.root / "payloads")]
+        if self.tls is not None:
+            argv += [str(self.tls.ca), str(self.tls.cert), str(self.tls.key)]
         return argv, {**os.environ, "PYTHONPATH": str(ROOT)}

@@ -37,6 +37,8 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True, help="folder with mailboxes.jsonl, workflows.jsonl")
     parser.add_argument("--certfile")
     parser.add_argument("--keyfile")
+    parser.add_argument("--ca-certs", help="CA bundle to verify client certificates with")
+    parser.add_argument("--require-client-cert", action="store_true", help="refuse clients without one")
     args = parser.parse_args()
 
     _point_store_at(args.data_dir)
@@ -49,6 +51,8 @@ def main() -> None:
         port=args.port,
         ssl_certfile=args.certfile,
         ssl_keyfile=args.keyfile,
+        ssl_ca_certs=args.ca_certs,
+        ssl_cert_reqs=2 if args.require_client_cert else (1 if args.ca_certs else 0),  # ssl.CERT_*
         log_level="info",
     )
 
