@@ -103,6 +103,11 @@ def small_messages(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     return {"send": send, "receive": receive}
 
 
+def mesh_client_tls(tls: loadgen.Tls | None) -> dict[str, Any]:
+    """MeshClient's arguments for mutual TLS (none for plain HTTP)."""
+    return {} if tls is None else {"verify": tls.ca, "cert": (tls.cert, tls.key)}
+
+
 def mesh_client_flows(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     """NHS's MeshClient: ``threads`` clients send, then each empties its own inbox."""
     from mesh_client import MeshClient
