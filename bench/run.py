@@ -114,26 +114,16 @@ def mesh_client_flows(server: Server, args: argparse.Namespace) -> dict[str, Any
 
     target = server.target
     url = target.url
-    tls = target.tls
     boxes = recipients(args.mesh_client_threads)
     each = max(1, args.mesh_client_messages // len(boxes))
     body = os.urandom(args.size)
     errors: list[str] = []
 
+    certificates = mesh_client_tls(target.tls)
+
     def client(mailbox: str) -> MeshClient:
-        if tls is None:
-            return MeshClient(
-                url, mailbox, target.password, shared_key=target.shared_key.encode(), max_retries=0
-            )
-        return MeshClient(
-            url,
-            mailbox,
-            target.password,
-            shared_key=target.shared_key.encode(),
-            max_retries=0,
-            verify=tls.ca,
-            cert=(tls.cert, tls.key),
-        )
+        key = target.shared_key.encode()
+        return MeshClient(url, mailbox, target.password, shared_key=key, max_retries=0, **certificates)
 
     def send(box: str) -> None:
         with client(SENDER) as mesh:
