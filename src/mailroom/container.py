@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from mailroom.clock import Clock, SystemClock
 from mailroom.services.admin_api import AdminApi
 from mailroom.services.admin_functions import AdminServices, build_registry
@@ -24,11 +26,12 @@ from mailroom.services.receiving import ReceivingService
 from mailroom.services.sandbox import SandboxService
 from mailroom.services.sending import SendingService
 from mailroom.services.tracking import TrackingService
-from mailroom.settings import Settings, SettingsError
+from mailroom.settings import PayloadBackend, Settings, SettingsError
 from mailroom.storage.db import Database, create_database
 from mailroom.storage.migrate import upgrade
 from mailroom.storage.payloads import PayloadStore
 from mailroom.storage.payloads.factory import create_payload_store
+from mailroom.storage.private import make_private_dir
 
 
 @dataclass
@@ -82,7 +85,7 @@ def resolve_shared_key(settings: Settings) -> str:
         return settings.shared_key
     path = settings.data_dir / "shared.key"
     if not path.exists():
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
         _create_private(path, secrets.token_urlsafe(32))
     key = path.read_text().strip()
     if not key:  # never sign with an empty key: anyone could then make valid tokens
@@ -118,6 +121,43 @@ def _create_private(path: Path, text: str) -> None:
         os.close(dir_fd)
 
 
+def where_things_are(settings: Settings) -> list[str]:
+    """Where these settings keep things, a line each (``serve`` prints them): the database (its
+    URL without the password), the payload store, the shared key's source and, only when
+    something is kept in it, the data directory."""
+    data_dir = settings.data_dir.resolve()
+    url = make_url(settings.resolved_database_url).render_as_string(hide_password=True)
+    kept = [
+        name
+        for name, here in (
+            ("database", not settings.database_url),
+            ("payloads", settings.payload_store == PayloadBackend.FILESYSTEM),
+            ("shared key", not settings.shared_key),
+        )
+        if here
+    ]
+    key = "MAILROOM_SHARED_KEY" if settings.shared_key else str(data_dir / "shared.key")
+    lines = [
+        f"database: {url}",
+        f"payloads: {_payload_store_text(settings)}",
+        f"shared key (the NHSMESH HMAC key clients need) from {key}",
+    ]
+    if kept:
+        lines.append(f"data directory: {data_dir} ({', '.join(kept)})")
+    return lines
+
+
+def _payload_store_text(settings: Settings) -> str:
+    if settings.payload_store != PayloadBackend.S3:
+        return f"files under {settings.data_dir.resolve() / 'payloads'}"
+    text = f"S3 bucket {settings.s3_bucket}"
+    if settings.s3_prefix:
+        text += f", prefix {settings.s3_prefix}"
+    if settings.s3_endpoint_url:
+        text += f" at {settings.s3_endpoint_url}"
+    return text
+
+
 def open_database(settings: Settings) -> Database:
     """The metadata database the settings name (not migrated)."""
     return create_database(
@@ -136,7 +176,8 @@ def build_container(
     migrate: bool = True,
     job_kinds: Mapping[str, JobKind] | None = None,
 ) -> Container:
-    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # passwords live here
+    # The data directory is made (mode 0700) only by what keeps something in it: the SQLite
+    # database (storage.db), the payload files (payloads.filesystem) and the generated key.
     clock = clock or SystemClock()
     db = open_database(settings)
     if migrate:

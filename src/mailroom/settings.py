@@ -83,7 +83,8 @@ def _help(text: str, **kw: Any) -> Any:
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = _help(
-        "Directory holding the SQLite database, payload files and generated keys.",
+        "Directory holding the SQLite database, payload files and generated shared key; made (mode 0700) "
+        "only when one of them is kept there.",
         default=Path("mailroom-data"),
     )
     database_url: str = _help(

@@ -20,7 +20,7 @@ from rich.cells import cell_len, set_cell_size
 from mailroom import __version__
 from mailroom.cli.admin import admin as admin_commands
 from mailroom.cli.client import client as client_commands
-from mailroom.container import Container, build_container
+from mailroom.container import Container, build_container, where_things_are
 from mailroom.domain.mailboxes import Mailbox, normalise_mailbox_id
 from mailroom.errors import Conflict, MailroomError, NotFound, ValidationFailed
 from mailroom.services.mailboxes import MailboxChanges, MailboxSummary, describe_held, parse_jsonl
@@ -118,15 +118,13 @@ def serve(**options: Any) -> None:
         tls["ssl_ca_certs"] = settings.tls_client_ca
         tls["ssl_cert_reqs"] = ssl.CERT_REQUIRED if settings.require_client_cert else ssl.CERT_OPTIONAL
     scheme = "https" if tls else "http"
+    address = f"{scheme}://{settings.host}:{settings.port}"
     click.echo(
-        f"mailroom {__version__}: {scheme}://{settings.host}:{settings.port} "
-        f"data in {settings.data_dir.resolve()}, HTTP layer {settings.http_layer}"
+        f"mailroom {__version__}: {address}, HTTP layer {settings.http_layer}"
         + (" [sandbox]" if settings.sandbox else "")
     )
-    key_source = (
-        "MAILROOM_SHARED_KEY" if settings.shared_key else str(settings.data_dir.resolve() / "shared.key")
-    )
-    click.echo(f"shared key (the NHSMESH HMAC key clients need) from {key_source}")
+    for line in where_things_are(settings):
+        click.echo(line)
     uvicorn.run(
         app,
         factory=settings.workers > 1,

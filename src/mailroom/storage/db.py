@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 
 from mailroom.storage.group_commit import GroupWriter
 from mailroom.storage.hot import Tx
+from mailroom.storage.private import create_private_file, make_private_dir
 from mailroom.storage.write_lock import WriteLock, lock_path_for
 
 _WRITE = "mailroom_write"
@@ -185,9 +186,7 @@ def create_database(
 
 
 def _sqlite_engine(url: str, synchronous: str) -> Engine:
-    database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    _create_database_file(make_url(url).database)
     engine = create_engine(url, pool_size=20, max_overflow=20, connect_args={"timeout": 30})
 
     @event.listens_for(engine, "connect")
@@ -206,6 +205,20 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _create_database_file(database: str | None) -> None:
+    """Make a SQLite database file (and its directory) private before SQLite opens it.
+
+    SQLite gives the ``-wal`` and ``-shm`` files it creates the database file's own mode, so a
+    file made here with mode 0600 keeps all three private (they hold mailbox passwords), however
+    the umask and the directory's mode are set. Only the engine is made here, never a request.
+    """
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    make_private_dir(path.parent)
+    create_private_file(path)
 
 
 class _Raised:

@@ -22,6 +22,6 @@ def _s3_store(settings: Settings) -> PayloadStore:
             raise
         raise SettingsError(
             "MAILROOM_PAYLOAD_STORE=s3 needs boto3: install Mailroom with the s3 extra "
-            "(pip install 'mailroom[s3]')"
+            "(in the checkout: pip install -c constraints.txt -e '.[s3]')"
         ) from None
     return S3PayloadStore.from_settings(settings)

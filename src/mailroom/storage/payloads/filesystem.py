@@ -31,6 +31,7 @@ from typing import BinaryIO
 from mailroom.ids import is_generated_id
 from mailroom.spares import Spares
 from mailroom.storage.payloads.base import InvalidKey, PayloadMissing, StoredPayload, check_key
+from mailroom.storage.private import DIR_MODE, make_private_dir
 
 READ_SIZE = 256 * 1024
 #: Each of a payload's two write buffers. Measured with bench/ (1 GiB in 75 MiB chunks): 1 MiB
@@ -59,8 +60,8 @@ class FilesystemPayloadStore:
         self._direct_io = direct_io and bool(_O_DIRECT)
         self._objects = self.root / "objects"
         self._tmp = self.root / "tmp"
-        self._objects.mkdir(parents=True, exist_ok=True)
-        self._tmp.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self._objects)  # 0700, as every directory made below (upload files: 0600)
+        make_private_dir(self._tmp)
 
     def _path(self, key: str) -> Path:
         # check_key admits only digits, hex, "_" and "-" around one "/": no "..", no absolute
@@ -93,7 +94,7 @@ class FilesystemPayloadStore:
             return
         self._make_dirs(path.parent)
         with contextlib.suppress(FileExistsError):  # a concurrent put may be making it too
-            path.mkdir()
+            path.mkdir(mode=DIR_MODE)
         _fsync_dir(path.parent)
 
     def open(self, key: str) -> Iterator[bytes]:
@@ -279,7 +280,7 @@ def _read_direct(raw: BinaryIO, path: Path) -> Iterator[bytes]:
 
 
 def _mkstemp(directory: Path) -> tuple[int, str]:
-    return tempfile.mkstemp(dir=directory, prefix="upload-")
+    return tempfile.mkstemp(dir=directory, prefix="upload-")  # mode 0600, kept by the rename
 
 
 def _fsync_dir(path: Path) -> None:
