@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from tests.cli.conftest import store
 
-from mailroom.cli.main import mailbox_lines
+from mailroom.cli.mailbox import mailbox_lines
 from mailroom.domain.mailboxes import Mailbox
 from mailroom.domain.messages import ChunkRange, Metadata
 from mailroom.services.authentication import MailboxPrincipal

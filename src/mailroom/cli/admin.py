@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,54 +14,36 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-from mailroom.container import Container, build_container
+from mailroom.cli.common import (
+    data_dir_option,
+    errors_as_usage,
+    open_container,
+    password_stdin_option,
+    read_password,
+)
+from mailroom.container import Container
 from mailroom.domain.admin import Privilege
-from mailroom.errors import MailroomError, ValidationFailed
-from mailroom.settings import SettingsError, load_settings
 
 #: How long one ``get-status`` call waits for news while a job is followed.
 FOLLOW_WAIT_MS = 10_000
 
-data_dir_option = click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Data directory (default: $MAILROOM_DATA_DIR or ./mailroom-data).",
-)
+
 password_option = click.option(
-    "--password", default=None, help="The password; asked for twice, unechoed, when not given."
-)
-password_stdin_option = click.option(
-    "--password-stdin", is_flag=True, help="Read the password from the first line of standard input."
+    "--password",
+    default=None,
+    help="The administrator's password (at least 8 characters). Asked for twice, unechoed, when "
+    "neither this nor --password-stdin is given: given here, it is kept in the shell history.",
 )
 
 
 @contextmanager
 def _store(data_dir: Path | None) -> Iterator[Container]:
+    container = open_container(data_dir)
     try:
-        container = build_container(load_settings(os.environ, data_dir=data_dir))
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
-        yield container
-    except ValidationFailed as exc:
-        raise click.ClickException(f"{exc.name}: {exc.description}") from None
-    except MailroomError as exc:
-        raise click.ClickException(exc.description) from None
+        with errors_as_usage():
+            yield container
     finally:
         container.close()
-
-
-def _password(password: str | None, from_stdin: bool, *, confirm: bool = True) -> str:
-    if password is not None and from_stdin:
-        raise click.UsageError("give --password or --password-stdin, not both")
-    if from_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            raise click.UsageError("--password-stdin: standard input has no password")
-    if password is None:
-        password = str(click.prompt("Password", hide_input=True, confirmation_prompt=confirm))
-    return password
 
 
 @click.group()
@@ -91,7 +72,7 @@ def user_add(
     name: str, password: str | None, password_stdin: bool, privilege: str, data_dir: Path | None
 ) -> None:
     """Add the administrator NAME."""
-    secret = _password(password, password_stdin)
+    secret = read_password(password, password_stdin)
     with _store(data_dir) as container:
         container.admin_users.add(name, secret, Privilege(privilege))
     click.echo(f"administrator {name} added ({privilege})")
@@ -125,7 +106,7 @@ def user_list(as_json: bool, data_dir: Path | None) -> None:
 @data_dir_option
 def user_password(name: str, password: str | None, password_stdin: bool, data_dir: Path | None) -> None:
     """Change the password of the administrator NAME."""
-    secret = _password(password, password_stdin)
+    secret = read_password(password, password_stdin)
     with _store(data_dir) as container:
         container.admin_users.set_password(name, secret)
     click.echo(f"password of {name} changed")
