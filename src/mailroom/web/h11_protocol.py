@@ -52,6 +52,17 @@ def refused_request(request: h11.Request, limits: EdgeLimits) -> tuple[int, str]
     return HEAD_TOO_LARGE if size > limits.head_bytes else None
 
 
+def url_too_long(pending: bytes, limits: EdgeLimits) -> bool:
+    """Whether the start of a head h11 has not parsed yet already has too long a URL (h11
+    parses a head only once all of it is in)."""
+    line = pending.split(b"\n", 1)[0]
+    start = line.find(b" ") + 1
+    if not start:
+        return len(line) > limits.url_bytes  # no method yet: a very long one
+    end = line.rfind(b" ", start) if len(line) < len(pending) else -1
+    return (len(line) if end < 0 else end) - start > limits.url_bytes
+
+
 class _EdgeConnection(h11.Connection):
     """h11's server connection, which says why it refused, and closes after an answer given
     while the client still waits for its 100-continue (its body may never come, and the next
@@ -120,6 +131,8 @@ class EdgeH11Protocol(EdgeTimers, H11Protocol):
         state = self.conn.their_state
         if state is h11.SEND_BODY:
             self.watch_body()
+        elif state is h11.IDLE and url_too_long(self.conn.trailing_data[0], self.limits):
+            self.refuse(*URL_TOO_LONG)
         elif (
             state is h11.IDLE
             and self.timeout_keep_alive_task is None
