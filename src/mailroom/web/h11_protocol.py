@@ -167,6 +167,10 @@ class EdgeH11Protocol(EdgeTimers, H11Protocol):
         self.refused = True
         self.flow.resume_reading()  # what the client still sends is read and dropped
         cycle = self.cycle
+        if cycle is not None and not cycle.response_complete and cycle.more_body:
+            # the one running, whose own body is refused: it sees the client gone
+            cycle.disconnected = True
+            cycle.message_event.set()
         if cycle is None or cycle.response_complete or cycle.more_body:
             self.write_refusal(status, reason, self.server_state.default_headers)
             return

@@ -254,8 +254,10 @@ class _HttpTools(EdgeTimers, HttpToolsProtocol):
             if self.pipeline and self.pipeline[0][0] is cycle:
                 self.pipeline.popleft()
                 cycle = self.previous
-            else:
-                cycle = None  # the one running: it sees the client gone
+            else:  # the one running: it sees the client gone, and what it sends is dropped
+                cycle.disconnected = True
+                cycle.message_event.set()
+                cycle = None
         if cycle is None or cycle.response_complete:
             self.write_refusal(status, reason, self.server_state.default_headers)
         else:
@@ -279,6 +281,7 @@ class _CoalescingTransport:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._ended = False  # write_eof was called: nothing more can be written
 
     def write(self, data: bytes) -> None:
         if not self._pending:
@@ -287,7 +290,7 @@ class _CoalescingTransport:
 
     def _flush(self) -> None:
         pending, self._pending = self._pending, []
-        if pending and not self._transport.is_closing():
+        if pending and not self._ended and not self._transport.is_closing():
             self._transport.writelines(pending)
 
     def close(self) -> None:
@@ -311,6 +314,7 @@ class _CoalescingTransport:
 
     def write_eof(self) -> None:
         self._flush()
+        self._ended = True
         self._transport.write_eof()
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
