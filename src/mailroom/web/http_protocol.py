@@ -20,9 +20,13 @@ the pipeline floor (bench/floor.py) rose from 42-50% to 54-58%; small messages s
 difference beyond the VM's noise (six alternating runs: 1.55 against 1.51 ms of server CPU per
 message received, 0.97 against 0.97 sent, medians).
 
-HTTP parsing, flow control (reading paused once more than uvicorn's high-water mark is waiting),
-keep-alive, timeouts and shutdown are all uvicorn's own: ``HttpToolsProtocol`` does the work, and
-this class only feeds it. The read buffer is shared by every connection on one event loop, which
+HTTP parsing, flow control (reading paused once more than uvicorn's high-water mark is waiting)
+and shutdown are uvicorn's: ``HttpToolsProtocol`` does the work, and this class feeds it. The
+limits at the edge (``web.edge``) are counted on the way: the head is fed to the parser only up
+to ``limits.head_bytes`` (a read that would pass it is fed in two), the URL and the header count
+in the parser callbacks; uvicorn's keep-alive timer also times the next head, and a body gets a
+timer only when a read ends with some of it still to come, so a small request costs a few
+counters and comparisons more than it did, and no more timers. The read buffer is shared by every connection on one event loop, which
 is safe because httptools copies whatever it keeps before ``buffer_updated`` returns.
 """
 
@@ -113,6 +117,8 @@ class _ExpectingCycle(RequestResponseCycle):
 
 
 class _HttpTools(EdgeTimers, HttpToolsProtocol):
+    """uvicorn's httptools protocol with the edge's limits (``web.edge``) and bodies kept in pieces."""
+
     owner: MailroomHttpProtocol
     body_seen = 0  # bytes of the current request's body the parser has seen
     head_seen = 0  # bytes fed to the parser since the last head or body ended
