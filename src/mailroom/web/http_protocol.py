@@ -26,8 +26,10 @@ limits at the edge (``web.edge``) are counted on the way: the head is fed to the
 to ``limits.head_bytes`` (a read that would pass it is fed in two), the URL and the header count
 in the parser callbacks; uvicorn's keep-alive timer also times the next head, and a body gets a
 timer only when a read ends with some of it still to come, so a small request costs a few
-counters and comparisons more than it did, and no more timers. The read buffer is shared by every connection on one event loop, which
-is safe because httptools copies whatever it keeps before ``buffer_updated`` returns.
+counters and comparisons more than it did, and no more timers.
+
+The read buffer is shared by every connection on one event loop, which is safe because
+httptools copies whatever it keeps before ``buffer_updated`` returns.
 """
 
 from __future__ import annotations
