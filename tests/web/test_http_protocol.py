@@ -131,6 +131,40 @@ def test_pipelined_requests_in_one_read_are_each_answered(new_loop) -> None:
 
 
 @pytest.mark.parametrize("new_loop", LOOPS)
+def test_pipelined_requests_past_the_head_limit_in_one_read_are_each_answered(new_loop) -> None:
+    # 300 heads of ~400 bytes: far more than a head may be (64 KiB) in one read, each one small
+    bodies = [b"%d" % number for number in range(300)]
+    padding = b"x-padding: " + b"p" * 330 + b"\r\n"
+
+    def talk(port: int) -> list[tuple[int, dict[str, Any]]]:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(
+                b"".join(_post(body).replace(b"host: t\r\n", b"host: t\r\n" + padding) for body in bodies)
+            )
+            return _responses(sock, len(bodies))
+
+    answered = _serve_and_talk(new_loop, talk)
+    assert [status for status, _ in answered] == [200] * len(bodies)
+    assert [body["size"] for _, body in answered] == [len(b) for b in bodies]
+
+
+@pytest.mark.parametrize("new_loop", LOOPS)
+def test_a_head_over_the_limit_in_one_read_with_its_body_is_refused_431(new_loop) -> None:
+    def talk(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            big = b"x-big: " + b"b" * (64 * 1024) + b"\r\n"
+            sock.sendall(_post(b"body").replace(b"host: t\r\n", b"host: t\r\n" + big))
+            reply = b""
+            while piece := sock.recv(65536):
+                reply += piece
+            return reply
+
+    reply = _serve_and_talk(new_loop, talk)
+    assert reply.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    assert reply.count(b"HTTP/1.1") == 1
+
+
+@pytest.mark.parametrize("new_loop", LOOPS)
 def test_a_body_many_reads_long_arrives_whole(new_loop) -> None:
     body = hashlib.sha256(b"seed").digest() * (5 * READ_SIZE // 32 + 7)  # several buffers' worth
 
