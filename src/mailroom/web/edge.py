@@ -112,6 +112,7 @@ class EdgeTimers:
 
     limits: EdgeLimits = EdgeLimits()
     refused = False  # a refusal is written or waiting: nothing more is read as a request
+    _refusal_written = False
     _body_task: asyncio.TimerHandle | None = None
     _body_mark: object = None
 
@@ -188,8 +189,9 @@ class EdgeTimers:
     def write_refusal(self, status: int, reason: str, default_headers: list[tuple[bytes, bytes]]) -> None:
         """Write the refusal, end the sending side, close within ``LINGER`` seconds."""
         transport = self.transport
-        if transport.is_closing():
+        if self._refusal_written or transport.is_closing():  # once: nothing is written after it
             return
+        self._refusal_written = True
         if self.timeout_keep_alive_task is not None:
             self.timeout_keep_alive_task.cancel()
             self.timeout_keep_alive_task = None
