@@ -280,6 +280,38 @@ class Settings:
         "works, large transfers are slower).",
         default=HttpLayer.MAILROOM,
     )
+    http_max_head_bytes: int = _help(
+        "Largest request head (request line and headers), in bytes, before any authentication; "
+        "a larger one is answered 431 and the connection closed as soon as the excess arrives, "
+        "before it is buffered (docs/operations.md#limits-at-the-http-edge).",
+        default=64 * 1024,
+    )
+    http_max_url_bytes: int = _help(
+        "Longest request URL (path and query), in bytes; a longer one is answered 414 and the "
+        "connection closed.",
+        default=8 * 1024,
+    )
+    http_max_headers: int = _help(
+        "Most header fields a request may have; more are answered 431 and the connection closed.",
+        default=100,
+    )
+    http_head_timeout: timedelta = _help(
+        "Time a client has to send a whole request head, counted from the connection opening or "
+        "the end of the previous response; then it is answered 408 (or, if nothing of a request "
+        "came, just closed).",
+        default=timedelta(seconds=20),
+    )
+    http_body_timeout: timedelta = _help(
+        "Time a request body may stall, no byte of it arriving while the server is reading it, "
+        "before the connection is closed (the upload fails and frees its slot). Time the server "
+        "itself holds the body back (an upload waiting its turn, a 100-continue not yet sent) "
+        "does not count.",
+        default=timedelta(seconds=30),
+    )
+    http_keep_alive: timedelta = _help(
+        "Time an idle connection is kept open after a response for the client's next request.",
+        default=timedelta(seconds=5),
+    )
     payload_store: PayloadBackend = _help(
         "Where payload bytes are kept: `filesystem` (under `{data_dir}/payloads`) or `s3` "
         "(an S3-compatible bucket; install the `s3` extra). Credentials come from the usual "
@@ -411,7 +443,16 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("tls_client_ca needs tls_cert and tls_key")
     if settings.sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
         raise SettingsError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
+    _validate_http(settings)
     _validate_s3(settings)
+
+
+def _validate_http(settings: Settings) -> None:
+    if min(settings.http_max_head_bytes, settings.http_max_url_bytes, settings.http_max_headers) < 1:
+        raise SettingsError("http_max_head_bytes, http_max_url_bytes and http_max_headers must be positive")
+    timeouts = (settings.http_head_timeout, settings.http_body_timeout, settings.http_keep_alive)
+    if min(timeouts) <= timedelta(0):
+        raise SettingsError("http_head_timeout, http_body_timeout and http_keep_alive must be positive")
 
 
 def _validate_s3(settings: Settings) -> None:

@@ -24,11 +24,14 @@ import uvicorn
 import uvloop
 from starlette.requests import ClientDisconnect
 from uvicorn.config import Config
+from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.server import ServerState
 
 from mailroom.cli.main import http_protocol
-from mailroom.settings import HttpLayer
+from mailroom.settings import HttpLayer, Settings
 from mailroom.web.direct_body import DIRECT_BODY, PIECE
+from mailroom.web.edge import EdgeLimits
+from mailroom.web.h11_protocol import EdgeH11Protocol
 from mailroom.web.http_protocol import (
     READ_SIZE,
     TESTED_UVICORN,
@@ -128,6 +131,40 @@ def test_pipelined_requests_in_one_read_are_each_answered(new_loop) -> None:
 
 
 @pytest.mark.parametrize("new_loop", LOOPS)
+def test_pipelined_requests_past_the_head_limit_in_one_read_are_each_answered(new_loop) -> None:
+    # 300 heads of ~400 bytes: far more than a head may be (64 KiB) in one read, each one small
+    bodies = [b"%d" % number for number in range(300)]
+    padding = b"x-padding: " + b"p" * 330 + b"\r\n"
+
+    def talk(port: int) -> list[tuple[int, dict[str, Any]]]:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(
+                b"".join(_post(body).replace(b"host: t\r\n", b"host: t\r\n" + padding) for body in bodies)
+            )
+            return _responses(sock, len(bodies))
+
+    answered = _serve_and_talk(new_loop, talk)
+    assert [status for status, _ in answered] == [200] * len(bodies)
+    assert [body["size"] for _, body in answered] == [len(b) for b in bodies]
+
+
+@pytest.mark.parametrize("new_loop", LOOPS)
+def test_a_head_over_the_limit_in_one_read_with_its_body_is_refused_431(new_loop) -> None:
+    def talk(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            big = b"x-big: " + b"b" * (64 * 1024) + b"\r\n"
+            sock.sendall(_post(b"body").replace(b"host: t\r\n", b"host: t\r\n" + big))
+            reply = b""
+            while piece := sock.recv(65536):
+                reply += piece
+            return reply
+
+    reply = _serve_and_talk(new_loop, talk)
+    assert reply.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n")
+    assert reply.count(b"HTTP/1.1") == 1
+
+
+@pytest.mark.parametrize("new_loop", LOOPS)
 def test_a_body_many_reads_long_arrives_whole(new_loop) -> None:
     body = hashlib.sha256(b"seed").digest() * (5 * READ_SIZE // 32 + 7)  # several buffers' worth
 
@@ -159,23 +196,28 @@ def test_a_malformed_request_gets_400_and_the_connection_closes(new_loop) -> Non
 
 
 @pytest.mark.parametrize("new_loop", LOOPS)
-def test_a_websocket_upgrade_is_answered_as_plain_http_and_logs_nothing(new_loop, caplog) -> None:
-    def talk(port: int) -> tuple[int, dict[str, Any]]:
+def test_a_websocket_upgrade_is_refused_and_closed_and_logs_no_warning(new_loop, caplog) -> None:
+    def talk(port: int) -> bytes:
         # uvicorn's loggers do not propagate, and its Config set them up anew: listen on its own
         logging.getLogger("uvicorn.error").addHandler(caplog.handler)
         with socket.create_connection(("127.0.0.1", port)) as sock:
             sock.sendall(
                 b"GET /x HTTP/1.1\r\nhost: t\r\nconnection: upgrade\r\nupgrade: websocket\r\n"
                 b"sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+                + _post(b"smuggled")
             )
-            return _responses(sock, 1)[0]
+            reply = b""
+            while piece := sock.recv(65536):
+                reply += piece
+            return reply
 
     try:
-        status, answer = _serve_and_talk(new_loop, talk)
+        reply = _serve_and_talk(new_loop, talk)
     finally:
         logging.getLogger("uvicorn.error").removeHandler(caplog.handler)
-    assert status == 200  # the application's answer, not 101 Switching Protocols
-    assert answer["size"] == 0
+    assert reply.startswith(b"HTTP/1.1 400 Bad Request\r\n")  # not 101, and not the application's
+    assert b"connection: close\r\n" in reply
+    assert reply.count(b"HTTP/1.1") == 1  # the request behind it was never run
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
 
 
@@ -191,9 +233,11 @@ def test_one_waiting_piece_is_handed_over_uncopied() -> None:
     assert len(held) == len(piece) + 2
 
 
-def test_serve_uses_it_under_the_tested_uvicorn(monkeypatch) -> None:
+def test_serve_uses_it_under_the_tested_uvicorn_with_the_edge_limits_from_settings(monkeypatch) -> None:
     monkeypatch.setattr(uvicorn, "__version__", f"{TESTED_UVICORN[0]}.{TESTED_UVICORN[1]}.7")
-    assert http_protocol(HttpLayer.MAILROOM) is MailroomHttpProtocol
+    protocol = http_protocol(Settings(http_max_headers=7))
+    assert protocol.func is MailroomHttpProtocol
+    assert protocol.keywords["limits"] == EdgeLimits(headers=7)
 
 
 @pytest.mark.parametrize("step", [+1, -1])
@@ -201,15 +245,25 @@ def test_serve_refuses_to_start_on_it_under_an_untested_uvicorn(monkeypatch, ste
     untested = f"{TESTED_UVICORN[0]}.{TESTED_UVICORN[1] + step}.0"
     monkeypatch.setattr(uvicorn, "__version__", untested)
     with pytest.raises(click.ClickException) as refused:
-        http_protocol(HttpLayer.MAILROOM)
+        http_protocol(Settings(http_layer=HttpLayer.MAILROOM))
     assert f"uvicorn {untested} is not the uvicorn" in refused.value.message
     assert "MAILROOM_HTTP_LAYER=uvicorn" in refused.value.message
     assert "constraints.txt" in refused.value.message
 
 
-def test_the_uvicorn_layer_is_uvicorns_own_h11_protocol_whatever_its_version(monkeypatch) -> None:
+def test_the_uvicorn_layer_is_uvicorns_h11_protocol_with_the_edge_limits_under_the_tested_uvicorn(
+    monkeypatch,
+) -> None:
+    monkeypatch.setattr(uvicorn, "__version__", f"{TESTED_UVICORN[0]}.{TESTED_UVICORN[1]}.1")
+    protocol = http_protocol(Settings(http_layer=HttpLayer.UVICORN))
+    assert protocol.func is EdgeH11Protocol
+    assert issubclass(EdgeH11Protocol, H11Protocol)
+
+
+def test_the_uvicorn_layer_is_uvicorns_own_h11_protocol_under_any_other_uvicorn(monkeypatch, capsys) -> None:
     monkeypatch.setattr(uvicorn, "__version__", "9.99.0")
-    assert http_protocol(HttpLayer.UVICORN) == "h11"
+    assert http_protocol(Settings(http_layer=HttpLayer.UVICORN)) == "h11"
+    assert "only the head size and keep-alive limits" in capsys.readouterr().err
 
 
 class _RecordingTransport:

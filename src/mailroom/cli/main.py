@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import re
 import ssl
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +61,7 @@ def serve(**options: Any) -> None:
     from mailroom.web.app import ENTRY_POINT, SUPERVISOR_PID, configure_logging, create_app
 
     settings = settings_from(**options)
-    protocol = http_protocol(settings.http_layer)  # before anything is migrated or made
+    protocol = http_protocol(settings)  # before anything is migrated or made
     configure_logging(settings)
     app: Any = ENTRY_POINT
     try:
@@ -94,7 +96,9 @@ def serve(**options: Any) -> None:
         log_level=settings.log_level.lower(),
         timeout_graceful_shutdown=10,
         http=protocol,
-        ws="none",  # no WebSockets are served: an upgrade request is answered as plain HTTP
+        ws="none",  # no WebSockets are served: an upgrade request is refused (web/edge.py)
+        timeout_keep_alive=max(1, math.ceil(settings.http_keep_alive.total_seconds())),
+        h11_max_incomplete_event_size=settings.http_max_head_bytes,  # what plain h11 bounds
         **tls,
     )
 
@@ -124,30 +128,46 @@ def limit_malloc_arenas(count: int = MALLOC_ARENAS) -> bool:
     return bool(mallopt(_M_ARENA_MAX, count))
 
 
-def http_protocol(layer: HttpLayer) -> Any:
-    """What ``serve`` gives uvicorn as its ``http`` protocol, for the ``http_layer`` setting.
+def http_protocol(settings: Settings) -> Any:
+    """What ``serve`` gives uvicorn as its ``http`` protocol, for the ``http_layer`` setting,
+    with the limits at the HTTP edge (web/edge.py) from ``settings``.
 
     ``mailroom`` is web/http_protocol.py, which builds on uvicorn's internals (listed in
     docs/operations.md#the-http-layer), so it is used only under the uvicorn series it was tested
     with (``TESTED_UVICORN``, the one in constraints.txt); under any other ``serve`` refuses to
-    start rather than serve on a path nobody tested. ``uvicorn`` is uvicorn's own h11 protocol,
-    which Mailroom reaches only through uvicorn's public options."""
+    start rather than serve on a path nobody tested. ``uvicorn`` is uvicorn's own h11 protocol:
+    under the tested uvicorn with the edge's limits (web/h11_protocol.py); under any other as
+    uvicorn has it, bounded only through uvicorn's public options (head size, keep-alive), and
+    ``serve`` says so."""
     import uvicorn
 
-    if layer is HttpLayer.UVICORN:
-        return "h11"
-    from mailroom.web.http_protocol import TESTED_UVICORN, MailroomHttpProtocol
+    from mailroom.web.edge import TESTED_UVICORN, EdgeLimits
 
     found = tuple(int(part) for part in re.findall(r"\d+", uvicorn.__version__)[:2])
+    tested = ".".join(map(str, TESTED_UVICORN))
+    limits = EdgeLimits.from_settings(settings)
+    if settings.http_layer is HttpLayer.UVICORN:
+        if found != TESTED_UVICORN:
+            click.echo(
+                f"uvicorn {uvicorn.__version__} is not the uvicorn Mailroom was tested with ({tested}.x): "
+                "serving on its h11 protocol with only the head size and keep-alive limits; see "
+                "docs/operations.md#limits-at-the-http-edge",
+                err=True,
+            )
+            return "h11"
+        from mailroom.web.h11_protocol import EdgeH11Protocol
+
+        return partial(EdgeH11Protocol, limits=limits)
     if found != TESTED_UVICORN:
-        tested = ".".join(map(str, TESTED_UVICORN))
         raise click.ClickException(
             f"uvicorn {uvicorn.__version__} is not the uvicorn Mailroom's HTTP layer was tested with "
             f"({tested}.x). Install the locked versions (pip install -c constraints.txt -e .), or "
             f"set {ENV_PREFIX}HTTP_LAYER=uvicorn to serve on uvicorn's own h11 protocol (slower "
             "large transfers); see docs/operations.md#the-http-layer"
         )
-    return MailroomHttpProtocol
+    from mailroom.web.http_protocol import MailroomHttpProtocol
+
+    return partial(MailroomHttpProtocol, limits=limits)
 
 
 def as_environment(options: dict[str, Any], settings: Settings) -> dict[str, str]:

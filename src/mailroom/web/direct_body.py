@@ -122,6 +122,11 @@ class DirectBody(Iterator[bytes]):
             self._finish()
 
     @property
+    def remaining(self) -> int:
+        """Bytes of this body still to come from the socket."""
+        return self._remaining
+
+    @property
     def reading(self) -> bool:
         """Whether bytes of this body are still to come from the socket."""
         return self._remaining > 0
