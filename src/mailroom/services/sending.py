@@ -173,6 +173,12 @@ class SendingService:
         its row (``Settings.inline_payload_bytes``), on SQLite (one group-commit job)."""
         return self._db.is_sqlite and 0 < size <= self._settings.inline_payload_bytes
 
+    def keeps_in_row(self, size: int) -> bool:
+        """Whether a chunk of ``size`` bytes, in memory, is kept in its row rather than written to
+        the payload store (``Settings.inline_payload_bytes``)."""
+        inline_up_to = self._settings.inline_payload_bytes
+        return bool(inline_up_to) and size <= inline_up_to
+
     def send_in(self, tx: Tx, principal: MailboxPrincipal, request: SendRequest, body: bytes) -> Message:
         """``send`` inside a write transaction, for a body ``records_in_row`` accepts: checked,
         built and recorded with no payload file (its bytes go in the chunk row)."""
