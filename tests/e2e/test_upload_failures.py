@@ -10,7 +10,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from urllib.parse import urlsplit
 
 import httpx
@@ -112,3 +112,33 @@ def test_an_upload_waiting_for_the_slot_is_stored_whole_once_it_is_free(server: 
         assert got.status_code == 200
         assert got.read() == payload.bytes()
     assert files_under(server.uploads) == []
+
+
+def test_one_mailbox_stalling_more_uploads_than_there_are_slots_holds_up_no_other(
+    start_server: StartServer,
+) -> None:
+    """Issue 14: 34 uploads from ALICE that declared 2 MiB, sent 100 KB and stopped held all 32
+    slots, and BOB's 2 MiB send and 5-byte chunk got no answer. ALICE now holds her share (8)."""
+    server = start_server()
+    with ExitStack() as stalled:
+        for _ in range(34):
+            stalled.enter_context(stalled_upload(server))
+        wait_for(lambda: len(files_under(server.uploads)) >= 8, what="ALICE's share of the slots in use")
+        bob = server.client("BOB", timeout=15)  # before, these waited until the stalled ones ended
+        headers = {"mex-to": "ALICE", "mex-workflowid": WORKFLOW}
+        large = bob.post(
+            "/messageexchange/BOB/outbox", content=Payload(DECLARED, seed=5).bytes(), headers=headers
+        )
+        assert large.status_code == 202, large.text
+        first = bob.post(
+            "/messageexchange/BOB/outbox", content=b"chunk one", headers={**headers, "mex-chunk-range": "1:2"}
+        )
+        message_id = first.json()["message_id"]
+        chunk = bob.post(
+            f"/messageexchange/BOB/outbox/{message_id}/2",
+            content=b"12345",
+            headers={"mex-chunk-range": "2:2"},
+        )
+        assert chunk.status_code == 202, chunk.text
+        assert len(files_under(server.uploads)) == 8  # ALICE's others wait, unread
+    wait_for(lambda: not files_under(server.uploads), what="the stalled uploads' temp files to go")
