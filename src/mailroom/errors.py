@@ -4,11 +4,13 @@ MailroomError
  ├── AuthenticationFailed      token missing, malformed, wrong, stale or replayed
  ├── ValidationFailed          a request value breaks a documented rule (field location known)
  ├── BadRequest                a MESH-coded 400 (blank Mex-To, invalid checksum)
+ │    └── NotGzipBody          a body declared gzip that is not whole gzip
  ├── MalformedControlFile      MESH TRANSFER/06: control characters or URLs in headers
  ├── NotFound                  unknown mailbox, message or chunk
  │    └── MessageNotFound      MESH RECEIVE/20
  ├── Forbidden                 the caller may not touch this resource
  ├── Gone                      the message exists but can no longer be downloaded
+ ├── UndecodablePayload        a stored gzip chunk that cannot be decompressed for a download
  ├── Locked                    chunk upload to a message that is already complete
  ├── ChunkOutOfRange           chunk number beyond the declared total
  ├── SendRejected              a send-side business rule (recipient, body, chunk header, workflow)
@@ -85,6 +87,16 @@ class BadRequest(MailroomError):
     description = "Bad request"
 
 
+class NotGzipBody(BadRequest):
+    """``Content-Encoding: gzip`` on a body (a message or one chunk) that is not whole gzip.
+    MESH has no code of its own for it; "Invalid file format" is its "file not formed
+    correctly" (docs/mesh-compatibility.md)."""
+
+    event = "SEND"
+    code = "Invalid file format"
+    description = "Content-Encoding is gzip but the body is not a whole gzip stream"
+
+
 class MalformedControlFile(MailroomError):
     event = "TRANSFER"
     code = "06"
@@ -109,6 +121,15 @@ class Gone(MailroomError):
     event = "SEND"
     code = "Message already accepted"
     description = "Message no longer available for download"
+
+
+class UndecodablePayload(MailroomError):
+    """A chunk stored gzip-encoded that is not gzip (stored before bodies were checked), asked
+    for by a client that does not accept gzip: it cannot be sent decompressed."""
+
+    event = "RECEIVE"
+    code = "UndecodablePayload"
+    description = "The stored chunk cannot be decompressed; ask with Accept-Encoding: gzip for it as stored"
 
 
 class Locked(MailroomError):

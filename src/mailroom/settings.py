@@ -213,6 +213,12 @@ class Settings:
         "about 256 MiB.",
         default=32,
     )
+    max_uploads_per_mailbox: int = _help(
+        "Of those, how many one mailbox may store at once; its further uploads wait (unread) while "
+        "other mailboxes' go ahead, and waiting uploads are served in the order they came. `0`: a "
+        "quarter of `max_concurrent_uploads`, at least 1.",
+        default=0,
+    )
     max_message_bytes: int = _help(
         "Largest total size of a chunked message, in bytes.", default=100 * 1024 * 1024 * 1024
     )
@@ -337,6 +343,12 @@ class Settings:
     )
 
     @property
+    def uploads_per_mailbox(self) -> int:
+        """``max_uploads_per_mailbox``, its default (0) worked out, never over the total."""
+        share = self.max_uploads_per_mailbox or self.max_concurrent_uploads // 4
+        return max(1, min(share, self.max_concurrent_uploads))
+
+    @property
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
@@ -427,6 +439,8 @@ def _validate(settings: Settings) -> None:
     _validate_jobs(settings)
     if settings.max_concurrent_uploads < 1:
         raise SettingsError("max_concurrent_uploads must be at least 1")
+    if settings.max_uploads_per_mailbox < 0:
+        raise SettingsError("max_uploads_per_mailbox must be 0 (a quarter of the total) or more")
     if settings.inline_payload_bytes < 0:
         raise SettingsError("inline_payload_bytes must be 0 or more")
     if settings.max_chunks > MAX_CHUNKS_LIMIT:

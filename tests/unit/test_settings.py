@@ -90,3 +90,20 @@ def test_bad_values_are_refused_with_the_variable_named(name, value):
 )
 def test_durations(text, expected):
     assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("total", "per_mailbox", "share"),
+    [("32", "0", 8), ("3", "0", 1), ("1", "0", 1), ("32", "5", 5), ("4", "10", 4)],
+)
+def test_the_upload_share_of_one_mailbox(total: str, per_mailbox: str, share: int) -> None:
+    """MAILROOM_MAX_UPLOADS_PER_MAILBOX: 0 is a quarter of the total (at least 1), never over it."""
+    settings = load_settings(
+        {"MAILROOM_MAX_CONCURRENT_UPLOADS": total, "MAILROOM_MAX_UPLOADS_PER_MAILBOX": per_mailbox}
+    )
+    assert settings.uploads_per_mailbox == share
+
+
+def test_a_negative_upload_share_is_refused() -> None:
+    with pytest.raises(SettingsError, match="max_uploads_per_mailbox"):
+        load_settings({"MAILROOM_MAX_UPLOADS_PER_MAILBOX": "-1"})

@@ -396,9 +396,3 @@ def test_gzip_with_several_members_is_undone_completely(client, headers, send):
     message_id = send(body=stored, content_encoding="gzip")
     status, _, body = raw_get(client, url(message_id), {**headers("BOB"), **NO_GZIP})
     assert (status, body) == (200, b"first member, second member")
-
-
-def test_bytes_after_the_last_gzip_member_are_ignored(client, headers, send):
-    message_id = send(body=gz(b"payload") + b"\x00\x00\x00", content_encoding="gzip")
-    _, _, body = raw_get(client, url(message_id), {**headers("BOB"), **NO_GZIP})
-    assert body == b"payload"

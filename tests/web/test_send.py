@@ -332,7 +332,7 @@ def test_slow_uploads_do_not_starve_other_requests(make_client, headers):
     """Streamed bodies wait on the network in worker threads; however many there are, other
     requests (which authenticate in the shared thread pool) must still be answered. The upload
     limit is set above the pool's size, so uploads taking pool threads would starve the rest."""
-    client = make_client(max_concurrent_uploads=100)
+    client = make_client(max_concurrent_uploads=100, max_uploads_per_mailbox=100)
     uploads = [
         headers("ALICE", mex_to="BOB", mex_workflowid="WF1", transfer_encoding="chunked") for _ in range(60)
     ]
@@ -360,7 +360,7 @@ def test_slow_uploads_do_not_starve_other_requests(make_client, headers):
             return {"type": "http.request", "body": b"", "more_body": False}
 
         pool = int(anyio.to_thread.current_default_thread_limiter().total_tokens)
-        assert pool + 5 <= min(len(uploads), client.app.state.upload_limiter.total_tokens)
+        assert pool + 5 <= min(len(uploads), client.app.state.upload_slots.per_owner)
         async with anyio.create_task_group() as group:
             try:
                 for sent in uploads[: pool + 5]:

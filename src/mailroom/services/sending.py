@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from mailroom.clock import Clock
+from mailroom.domain.compression import GzipCheck, NotGzip, gzip_checked
 from mailroom.domain.mailboxes import Mailbox, WorkflowRole
 from mailroom.domain.messages import (
     ChunkRange,
@@ -35,6 +36,7 @@ from mailroom.errors import (
     Forbidden,
     Locked,
     MessageNotFound,
+    NotGzipBody,
     PayloadTooLarge,
     SendRejected,
 )
@@ -72,6 +74,7 @@ class ChunkPlan:
     message_id: str
     chunk: ChunkRange
     max_bytes: int
+    gzip: bool = False  # Content-Encoding: gzip, the body checked as it is stored
 
 
 def party(mailbox: Mailbox) -> Party:
@@ -155,7 +158,7 @@ class SendingService:
     def store_first_chunk(self, plan: SendPlan, body: Iterable[bytes]) -> Message:
         """Stream chunk 1 to storage, then record the message (visible if it is complete)."""
         limit = min(self._settings.max_chunk_bytes, self._settings.max_message_bytes)
-        chunk = self._store(plan.message_id, 1, body, limit)
+        chunk = self._store(plan.message_id, 1, body, limit, gzip=_is_gzip(plan))
         if chunk.size == 0:
             self._discard(chunk)
             raise SendRejected("Data file is missing or inaccessible.", event="COLLECT", code="02")
@@ -173,6 +176,12 @@ class SendingService:
         its row (``Settings.inline_payload_bytes``), on SQLite (one group-commit job)."""
         return self._db.is_sqlite and 0 < size <= self._settings.inline_payload_bytes
 
+    def keeps_in_row(self, size: int) -> bool:
+        """Whether a chunk of ``size`` bytes, in memory, is kept in its row rather than written to
+        the payload store (``Settings.inline_payload_bytes``)."""
+        inline_up_to = self._settings.inline_payload_bytes
+        return bool(inline_up_to) and size <= inline_up_to
+
     def send_in(self, tx: Tx, principal: MailboxPrincipal, request: SendRequest, body: bytes) -> Message:
         """``send`` inside a write transaction, for a body ``records_in_row`` accepts: checked,
         built and recorded with no payload file (its bytes go in the chunk row)."""
@@ -180,7 +189,7 @@ class SendingService:
             raise ValueError("send_in takes bodies stored in their row only")
         plan = self.plan_send(principal, request)
         limit = min(self._settings.max_chunk_bytes, self._settings.max_message_bytes)
-        chunk = self._store(plan.message_id, 1, [body], limit)
+        chunk = self._store(plan.message_id, 1, [body], limit, gzip=_is_gzip(plan))
         message = self._new_message(plan, chunk.size, self._clock.now())
         _record_first_chunk(tx, message, chunk)
         return message
@@ -217,7 +226,8 @@ class SendingService:
         self._check_chunk(principal, message, chunk, content_encoding)
         # a re-sent chunk replaces the stored copy, so the old bytes do not count towards the total
         room = self._settings.max_message_bytes - stored_size + (resent.size if resent else 0)
-        return ChunkPlan(message_id, chunk, max(0, min(self._settings.max_chunk_bytes, room)))
+        limit = max(0, min(self._settings.max_chunk_bytes, room))
+        return ChunkPlan(message_id, chunk, limit, gzip=content_encoding == "gzip")
 
     @staticmethod
     def _check_chunk(
@@ -242,7 +252,7 @@ class SendingService:
 
     def store_chunk(self, principal: MailboxPrincipal, plan: ChunkPlan, body: Iterable[bytes]) -> Message:
         """Store chunk n (a re-sent chunk replaces the old bytes); complete the message if all are in."""
-        chunk = self._store(plan.message_id, plan.chunk.number, body, plan.max_bytes)
+        chunk = self._store(plan.message_id, plan.chunk.number, body, plan.max_bytes, gzip=plan.gzip)
         try:
             updated, replaced = self._record_chunk(plan, chunk)
         except BaseException:
@@ -280,29 +290,49 @@ class SendingService:
         assert updated is not None
         return updated, replaced
 
-    def _store(self, message_id: str, chunk_no: int, body: Iterable[bytes], max_bytes: int) -> ChunkRow:
+    def _store(
+        self, message_id: str, chunk_no: int, body: Iterable[bytes], max_bytes: int, *, gzip: bool = False
+    ) -> ChunkRow:
         """Store a chunk's bytes: durable in the payload store when this returns, or, for a small
-        body already in memory, kept for the row (durable with the commit that records it)."""
-        too_large = PayloadTooLarge(message_id=message_id if chunk_no > 1 else None)
-        inline_up_to = self._settings.inline_payload_bytes
-        if inline_up_to and isinstance(body, list | tuple):
+        body already in memory, kept for the row (durable with the commit that records it).
+        ``gzip``: the body is declared gzip, and refused (``NotGzipBody``) if it is not."""
+        known = message_id if chunk_no > 1 else None
+        if isinstance(body, list | tuple):
             size = sum(len(piece) for piece in body)
-            if size <= inline_up_to:
+            if self.keeps_in_row(size):
                 if size > max_bytes:
-                    raise too_large
+                    raise PayloadTooLarge(message_id=known)
                 data = b"".join(body)
+                if gzip:
+                    _check_gzip(data, known)
                 return ChunkRow(chunk_no, size, hashlib.sha256(data).hexdigest(), "", data)
         key = chunk_key(message_id, chunk_no)
+        pieces = limited(body, max_bytes)
         try:
-            stored = self._payloads.put(key, limited(body, max_bytes))
+            stored = self._payloads.put(key, gzip_checked(pieces) if gzip else pieces)
         except LimitExceeded:
-            raise too_large from None
+            raise PayloadTooLarge(message_id=known) from None
+        except NotGzip:
+            raise NotGzipBody(message_id=known) from None
         return ChunkRow(chunk_no, stored.size, stored.sha256, key)
 
     def _discard(self, chunk: ChunkRow) -> None:
         """Remove stored bytes no row will point to (nothing to do for a chunk kept in its row)."""
         if not chunk.inline:
             self._payloads.delete(chunk.payload_key)
+
+
+def _is_gzip(plan: SendPlan) -> bool:
+    return plan.request.meta.content_encoding == "gzip"
+
+
+def _check_gzip(data: bytes, message_id: str | None) -> None:
+    check = GzipCheck()
+    try:
+        check.feed(data)
+        check.finish()
+    except NotGzip:
+        raise NotGzipBody(message_id=message_id) from None
 
 
 def _record_first_chunk(tx: Tx, message: Message, chunk: ChunkRow) -> None:

@@ -16,7 +16,7 @@ from starlette.types import Receive, Scope, Send
 from mailroom import __version__
 from mailroom.container import Container, build_container
 from mailroom.settings import Settings, load_settings
-from mailroom.web import errors, health, hot_routes, sandbox
+from mailroom.web import errors, health, hot_routes, sandbox, uploads
 from mailroom.web.admin import routes as admin_routes
 from mailroom.web.wire import handshake, inbox, lookup, openapi, outbox
 
@@ -93,7 +93,7 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
 
     app = MailroomApp(title="Mailroom", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.container = services
-    app.state.upload_limiter = outbox.upload_limiter(settings)
+    app.state.upload_slots = uploads.upload_slots(settings)
     errors.register(app)
     app.include_router(health.router)
     if settings.sandbox:

@@ -29,6 +29,7 @@ STATUS: list[tuple[type[errors.MailroomError], int]] = [
     (errors.NotFound, 404),
     (errors.Forbidden, 403),
     (errors.Gone, 410),
+    (errors.UndecodablePayload, 406),
     (errors.Locked, 423),
     (errors.ChunkOutOfRange, 406),
     (errors.SendRejected, 417),
@@ -37,8 +38,8 @@ STATUS: list[tuple[type[errors.MailroomError], int]] = [
     (errors.Conflict, 409),
     (errors.Ambiguous, 300),
 ]
-#: Statuses mesh-sandbox answers with its generic body rather than an error triple.
-GENERIC_STATUSES = {406, 423}
+#: Errors mesh-sandbox answers with its generic body rather than an error triple.
+GENERIC_ERRORS = (errors.Locked, errors.ChunkOutOfRange)
 
 
 def status_of(exc: errors.MailroomError) -> int:
@@ -68,7 +69,7 @@ def mesh_error_response(request: Request, exc: errors.MailroomError) -> JSONResp
     status = status_of(exc)
     if isinstance(exc, errors.ValidationFailed):
         return JSONResponse(validation_body(exc), status_code=status)
-    if status in GENERIC_STATUSES:
+    if isinstance(exc, GENERIC_ERRORS):
         return JSONResponse({"message": GENERIC_MESSAGE}, status_code=status)
     version = negotiate(request.headers.get("accept"))
     media = V2_TYPE if version is ApiVersion.V2 else "application/json"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import logging
 import zlib
 from collections.abc import Iterable, Iterator
 from functools import partial
@@ -10,10 +12,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Send
 
 from mailroom.container import Container
 from mailroom.domain.messages import WorkflowFilter
-from mailroom.errors import ValidationFailed
+from mailroom.errors import UndecodablePayload, ValidationFailed
 from mailroom.ids import normalise_message_id, require_message_id
 from mailroom.services.authentication import MailboxPrincipal
 from mailroom.services.receiving import Download
@@ -32,6 +35,7 @@ from mailroom.web.wire.media import V2_TYPE, ApiVersion, accepts_gzip
 from mailroom.web.wire.paging import int_param, link, rich_page, text_param
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 
 DEFAULT_PAGE = 500
 #: Chunks up to this size are sent from memory; larger ones stream from storage.
@@ -108,8 +112,8 @@ async def download_first(request: Request, mailbox: str, message_id: str) -> Res
         request.headers.get("authorization"), mailbox, peer_of(request)
     )
     found = await services.receiving.download_async(principal, require_message_id(message_id), 1)
-    if found.chunk is None or found.chunk.inline:  # headers only, or bytes already in memory
-        return _respond(found, request, services, version_of(request))
+    if found.chunk is None or (found.chunk.inline and not _must_gunzip(found, request)):
+        return _respond(found, request, services, version_of(request))  # bytes already in memory
     return await run_in_threadpool(_respond, found, request, services, version_of(request))
 
 
@@ -160,9 +164,24 @@ def _respond(found: Download, request: Request, services: Container, version: Ap
     if length is not None and length <= SMALL_CHUNK:
         # read in this worker thread: no thread hop per piece for the common small message
         return Response(b"".join(body), status_code=status, headers=headers, media_type=media_type)
-    return StreamingResponse(
+    return CutShortOnBadGzip(
         read_in_turn(iter(body)), status_code=status, headers=headers, media_type=media_type
     )
+
+
+class CutShortOnBadGzip(StreamingResponse):
+    """A streamed download that, should the stored gzip it decompresses turn out bad after the
+    headers have gone (``_gunzip`` logs it), ends without its last piece: the server then closes
+    the connection, and the client sees a body cut short rather than one that seems whole."""
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        try:
+            async for chunk in self.body_iterator:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except UndecodablePayload:
+            return
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def _media_type(found: Download, version: ApiVersion) -> str:
@@ -181,23 +200,49 @@ def _negotiate_body(
     if found.message.meta.content_encoding == "gzip":
         if gzip_ok:
             return stream, "gzip", found.chunk.size
-        return _gunzip(stream), "", None
+        # the first piece now: bytes that are not gzip at all are refused before any header
+        return _started(_gunzip(stream, found)), "", None
     if gzip_ok and compress_plain and version is ApiVersion.V2:
         return _gzip(stream), "gzip", None
     return stream, "", found.chunk.size
 
 
-def _gunzip(stream: Iterator[bytes]) -> Iterator[bytes]:
+def _must_gunzip(found: Download, request: Request) -> bool:
+    return found.message.meta.content_encoding == "gzip" and not accepts_gzip(
+        request.headers.get("accept-encoding")
+    )
+
+
+def _started(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """``pieces`` with its first one made now (errors in it raised here)."""
+    first = next(pieces, None)
+    return pieces if first is None else itertools.chain((first,), pieces)
+
+
+def _gunzip(stream: Iterator[bytes], found: Download) -> Iterator[bytes]:
     """Undo gzip in bounded steps (a decompression bomb cannot blow up memory).
 
     A gzip file may hold several members one after another (RFC 1952 §2.2, ``cat a.gz b.gz``);
     each is decoded in turn. Bytes after a member that do not start another one are ignored,
-    as gzip(1) ignores trailing garbage.
+    as gzip(1) ignores trailing garbage. Stored bytes that are not gzip, or end before their
+    stream does (kept before uploads were checked), raise ``UndecodablePayload``, logged here.
     """
+    try:
+        yield from _inflate(stream)
+    except (zlib.error, EOFError) as exc:
+        message_id = found.message.message_id
+        log.error(
+            "message %s chunk %d: stored gzip cannot be decompressed (%s)", message_id, found.chunk_no, exc
+        )
+        raise UndecodablePayload(message_id=message_id) from None
+
+
+def _inflate(stream: Iterator[bytes]) -> Iterator[bytes]:
     inflater = zlib.decompressobj(wbits=47)  # gzip or zlib header, auto-detected
     held = b""  # bytes after a finished member: too few yet to tell whether another one starts
+    fed = False
     for piece in stream:
-        data, held = held + piece, b""
+        data, held, fed = held + piece, b"", fed or bool(piece)
         while data:
             if inflater.eof:
                 if len(data) < len(GZIP_MAGIC):
@@ -213,6 +258,8 @@ def _gunzip(stream: Iterator[bytes]) -> Iterator[bytes]:
     tail = inflater.flush()
     if tail:
         yield tail
+    if fed and not inflater.eof:
+        raise EOFError("the gzip stream ends early")
 
 
 def _gzip(stream: Iterator[bytes]) -> Iterator[bytes]:

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio
-import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from mailroom.errors import MailroomError, MessageNotFound, PayloadTooLarge, ValidationFailed
 from mailroom.ids import normalise_message_id, require_message_id
-from mailroom.settings import Settings
 from mailroom.web.deps import (
     ChunkNumber,
     Principal,
@@ -24,49 +20,16 @@ from mailroom.web.deps import (
     peer_of,
     version_of,
 )
-from mailroom.web.streaming import direct_body, read_ahead
+from mailroom.web.uploads import in_upload_thread, store_streamed
 from mailroom.web.wire import headers as mex
 from mailroom.web.wire.media import V2_TYPE, ApiVersion
 from mailroom.web.wire.paging import rich_page
 from mailroom.web.wire.schemas import tracking_v1, tracking_v2
 
 router = APIRouter()
-T = TypeVar("T")
 
 #: Bodies up to this size are read in one go; larger ones stream to storage piece by piece.
 SMALL_BODY = 1024 * 1024
-
-
-def upload_limiter(settings: Settings) -> anyio.CapacityLimiter:
-    """Request bodies stored at once, ``max_concurrent_uploads`` of them, each in a thread of its
-    own while its body arrives: slow uploads must never take the shared pool that every request
-    authenticates in. An upload waiting for its turn has none of its body read."""
-    return anyio.CapacityLimiter(settings.max_concurrent_uploads)
-
-
-async def in_upload_thread(request: Request, func: Callable[..., T], *args: Any) -> T:
-    async with request.app.state.upload_limiter:
-        return await _in_own_thread(func, *args)
-
-
-async def store_streamed(request: Request, func: Callable[..., T], *args: Any) -> T:
-    """``func(*args, body)`` in an upload thread, the body coming straight from the socket where
-    the server allows (``web.direct_body``), else read ahead on the loop meanwhile."""
-    async with request.app.state.upload_limiter:
-        direct = direct_body(request)
-        if direct is not None:
-            try:
-                return await _in_own_thread(func, *args, direct)
-            finally:
-                direct.close()
-        async with read_ahead(request.stream()) as body:
-            return await _in_own_thread(func, *args, body)
-
-
-async def _in_own_thread(func: Callable[..., T], *args: Any) -> T:
-    """``func(*args)`` in a worker thread not counted against anyio's shared pool (the caller holds
-    an upload slot, which is the bound)."""
-    return await anyio.to_thread.run_sync(func, *args, limiter=anyio.CapacityLimiter(1))
 
 
 def declared_size(request: Request, max_bytes: int, message_id: str | None = None) -> int | None:
@@ -111,7 +74,8 @@ async def send_message(request: Request, mailbox: str) -> JSONResponse:
         message = await run_in_threadpool(services.sending.send, credentials.principal, send, [body])
     else:
         plan = await run_in_threadpool(services.sending.plan_send, credentials.principal, send)
-        message = await store_streamed(request, services.sending.store_first_chunk, plan)
+        owner = credentials.principal.mailbox_id
+        message = await store_streamed(request, owner, services.sending.store_first_chunk, plan)
     return _accepted(request, message.message_id)
 
 
@@ -137,11 +101,15 @@ async def send_chunk(
         raise MessageNotFound(message_id=wanted)
     plan = await run_in_threadpool(services.sending.plan_chunk, principal, wanted, chunk, encoding)
     size = declared_size(request, plan.max_bytes, wanted)
+    owner = principal.mailbox_id
     if size is not None and size <= SMALL_BODY:
         body = [await request.body()]
-        await in_upload_thread(request, services.sending.store_chunk, principal, plan, body)
+        if services.sending.keeps_in_row(len(body[0])):  # no file to write: no upload slot
+            await run_in_threadpool(services.sending.store_chunk, principal, plan, body)
+        else:
+            await in_upload_thread(request, owner, services.sending.store_chunk, principal, plan, body)
     else:
-        await store_streamed(request, services.sending.store_chunk, principal, plan)
+        await store_streamed(request, owner, services.sending.store_chunk, principal, plan)
     if version is ApiVersion.V2:
         return JSONResponse({"message_id": wanted}, status_code=202)
     return JSONResponse({"messageID": wanted, "blockID": chunk_no}, status_code=202)
