@@ -38,7 +38,7 @@ from mailroom.domain.mailboxes import normalise_mailbox_id
 from mailroom.errors import Conflict, NotFound, ValidationFailed
 from mailroom.services.admin_api import Arg, Call, Function
 from mailroom.services.admin_messages import MessageAdmin, iso
-from mailroom.services.jobs import JobCancelled, JobContext, JobFailed
+from mailroom.services.jobs import JobCancelled, JobContext, JobFailed, RunnerStopping
 from mailroom.storage.db import Database
 from mailroom.storage.payloads import PayloadStore
 from mailroom.storage.payloads.base import PayloadMissing
@@ -53,6 +53,10 @@ SUFFIX = ".tar"
 
 class PayloadProblem(Exception):
     """A chunk is missing or not the size recorded: the message is exported without payload."""
+
+    def __init__(self, kind: str, text: str) -> None:
+        super().__init__(text)
+        self.kind = kind  # "missing" or "corrupt"
 
 
 def inside(root: Path, path: Path) -> bool:
@@ -102,10 +106,10 @@ class Archive:
             for piece in pieces:
                 written += len(piece)
                 if written > size:
-                    raise PayloadProblem("longer than recorded")
+                    raise PayloadProblem("corrupt", "longer than recorded")
                 self._write(piece)
             if written != size:
-                raise PayloadProblem("shorter than recorded")
+                raise PayloadProblem("corrupt", "shorter than recorded")
         except BaseException:
             self.cut(start)
             raise
@@ -189,7 +193,7 @@ class MailboxExporter:
         ):
             raise JobFailed("Refusing the export's path", f"{final} is not inside {root}")
         final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not inside(root, final.parent.resolve()):
+        if not final.parent.resolve().is_relative_to(root):  # a link made meanwhile
             raise JobFailed("Refusing the export's path", f"{final} is not inside {root}")
         partial = final.parent / f".{final.name}.{context.job.job_id}.partial"
         progress = Progress.from_checkpoint(context.checkpoint)
@@ -224,21 +228,24 @@ class MailboxExporter:
             else f"Resuming after message {progress.after} ({progress.messages} exported)..."
         )
         last = time.monotonic()
-        while True:
-            with self._db.read() as conn:
-                batch = repo.mailbox_messages_after(conn, mailbox_id, progress.after)
-            if not batch:
-                break
-            for listed in batch:
-                context.check()
-                self._message(context, archive, listed, progress)
-                progress.after, progress.offset = listed.message.message_id, archive.offset
-                progress.messages += 1
-                if time.monotonic() - last >= REPORT_SECONDS:
-                    last = time.monotonic()
-                    archive.sync()  # the checkpoint's length must be on disk before it is saved
-                    context.save(progress.checkpoint())
-                    context.progress(min(99, progress.messages * 100 // max(total, 1)))
+        try:
+            while True:
+                with self._db.read() as conn:
+                    batch = repo.mailbox_messages_after(conn, mailbox_id, progress.after)
+                if not batch:
+                    break
+                for listed in batch:
+                    context.check()
+                    self._message(context, archive, listed, progress)
+                    progress.after, progress.offset = listed.message.message_id, archive.offset
+                    progress.messages += 1
+                    if time.monotonic() - last >= REPORT_SECONDS:
+                        last = time.monotonic()
+                        self._keep(context, archive, progress)
+                        context.progress(min(99, progress.messages * 100 // max(total, 1)))
+        except RunnerStopping:
+            self._keep(context, archive, progress)  # resumed after the last whole message
+            raise
         manifest = {
             "mailboxId": mailbox_id,
             "exported": iso(self._clock.now()),
@@ -248,6 +255,10 @@ class MailboxExporter:
         }
         archive.add_bytes("MANIFEST.json", json.dumps(manifest, indent=2).encode(), time.time())
         archive.finish()
+
+    def _keep(self, context: JobContext, archive: Archive, progress: Progress) -> None:
+        archive.sync()  # the checkpoint's length must be on disk before it is saved
+        context.save(progress.checkpoint())
 
     def _message(self, context: JobContext, archive: Archive, listed: Listed, progress: Progress) -> None:
         message_id = listed.message.message_id
@@ -270,8 +281,8 @@ class MailboxExporter:
                 mtime,
             )
         except PayloadProblem as exc:
-            progress.missing.append(message_id)
-            context.log(f"MISSING: message {message_id}: payload {exc}; exported without it")
+            (progress.missing if exc.kind == "missing" else progress.corrupt).append(message_id)
+            context.log(f"{exc.kind.upper()}: message {message_id}: payload {exc}; exported without it")
             return
         progress.payload_bytes += sum(chunk.size for chunk in chunks)
         if not all(digests):
@@ -283,13 +294,13 @@ class MailboxExporter:
             digest = hashlib.sha256()
             if not chunk.payload_key:
                 if chunk.data is None:
-                    raise PayloadProblem("missing")
+                    raise PayloadProblem("missing", "missing")
                 pieces: Iterator[bytes] = iter([chunk.data])
             else:
                 try:
                     pieces = self._payloads.open(chunk.payload_key)
                 except PayloadMissing:
-                    raise PayloadProblem(f"chunk {chunk.chunk_no} missing") from None
+                    raise PayloadProblem("missing", f"chunk {chunk.chunk_no} missing") from None
             size = 0
             for piece in pieces:
                 context.check()
@@ -297,7 +308,9 @@ class MailboxExporter:
                 size += len(piece)
                 yield piece
             if size != chunk.size:
-                raise PayloadProblem(f"chunk {chunk.chunk_no} is {size} bytes, recorded {chunk.size}")
+                raise PayloadProblem(
+                    "corrupt", f"chunk {chunk.chunk_no} is {size} bytes, recorded {chunk.size}"
+                )
             digests.append(digest.hexdigest() == chunk.sha256)
 
 

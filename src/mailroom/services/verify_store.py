@@ -114,18 +114,22 @@ class StoreVerifier:
             )
         started, first_bytes = time.monotonic(), found.bytes
         last_report = started
-        while True:
-            with self._db.read() as conn:
-                batch = repo.stored_after(conn, found.after)
-            if not batch:
-                break
-            for chunk in batch:
-                context.check()
-                self._verify(context, chunk, found)
-                found.after = chunk.key
-                if time.monotonic() - last_report >= REPORT_SECONDS:
-                    last_report = time.monotonic()
-                    self._report(context, found, total)
+        try:
+            while True:
+                with self._db.read() as conn:
+                    batch = repo.stored_after(conn, found.after)
+                if not batch:
+                    break
+                for chunk in batch:
+                    context.check()
+                    self._verify(context, chunk, found)
+                    found.after = chunk.key
+                    if time.monotonic() - last_report >= REPORT_SECONDS:
+                        last_report = time.monotonic()
+                        self._report(context, found, total)
+        except RunnerStopping:
+            context.save(found.checkpoint())  # resumed exactly where it stopped
+            raise
         seconds = time.monotonic() - started
         rate = (found.bytes - first_bytes) / MIB / seconds if seconds > 0 else 0.0
         context.log(
