@@ -143,7 +143,8 @@ def test_admin_invoke_json_prints_the_envelope(admin_server: Mailroom) -> None:
     assert done.returncode == 0, done.stderr
     envelope = json.loads(done.stdout)
     assert list(envelope) == [
-        "error", "token", "statusVersion", "statusCode", "percentProgress", "statusText", "result", "logOutput",
+        "error", "token", "statusVersion", "statusCode",
+        "percentProgress", "statusText", "result", "logOutput",
     ]  # fmt: skip
     assert envelope["statusCode"] == "succeeded"
     assert envelope["token"] is None
