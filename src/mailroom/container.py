@@ -191,7 +191,9 @@ def build_container(
     failures = FailureTracker(settings.admin_lockout_failures, settings.admin_lockout_time)
     admin_users = AdminUserService(db, clock, failures)
     registry = build_registry(
-        AdminServices(settings, db, clock, mailbox_service, maintenance, jobs, admin_users, clock.now())
+        AdminServices(
+            settings, db, clock, mailbox_service, maintenance, jobs, admin_users, clock.now(), payloads=store
+        )
     )
     kinds.update(registry.job_kinds())  # the same mapping the job service reads
     return Container(

@@ -148,6 +148,11 @@ class Settings:
         "How long a client stays locked out after too many failed administrator logins.",
         default=timedelta(minutes=5),
     )
+    export_dir: str = _help(
+        "Directory `ExportMailbox` writes its archives into; a path an administrator names must "
+        "resolve inside it (anything else is refused). Empty means `{data_dir}/exports`.",
+        default="",
+    )
     audit_retention: timedelta = _help(
         "How long entries of the administration API's audit log are kept.", default=timedelta(days=365)
     )
@@ -353,6 +358,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir.resolve() / 'mailroom.db'}"
+
+    @property
+    def resolved_export_dir(self) -> Path:
+        return Path(self.export_dir) if self.export_dir else self.data_dir / "exports"
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

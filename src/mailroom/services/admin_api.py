@@ -78,6 +78,9 @@ class Function:
     #: A long function: a job of this kind is queued; ``job(context)`` runs it.
     job: Callable[[JobContext], Any] | None = None
     resumable: bool = False
+    #: For a long function: checks the call before a job is queued and gives the job's
+    #: arguments (what it refuses fails the call, and no job is made).
+    prepare: Callable[[Call], dict[str, Any]] | None = None
     group: str = ""
 
     @property
@@ -273,7 +276,8 @@ class AdminApi:
         try:
             if function.run is not None:
                 return Answered(function.run(call))
-            return Started(self._jobs.submit(function.name, call.args, owner=call.user.name))
+            arguments = call.args if function.prepare is None else function.prepare(call)
+            return Started(self._jobs.submit(function.name, arguments, owner=call.user.name))
         except MailroomError as exc:
             return Failed(exc)
         except Exception:

@@ -18,12 +18,22 @@ from mailroom.domain.jobs import Job, JobState
 from mailroom.domain.mailboxes import Mailbox, normalise_mailbox_id
 from mailroom.errors import ValidationFailed
 from mailroom.services.admin_api import Arg, Call, Function, Registry
+from mailroom.services.admin_messages import (
+    MessageAdmin,
+    iso,
+    message_functions,
+    parse_time,
+    workflow_functions,
+)
 from mailroom.services.admin_users import AdminUserService
+from mailroom.services.export import MailboxExporter, export_functions
 from mailroom.services.jobs import JobContext, JobService
 from mailroom.services.mailboxes import MailboxChanges, MailboxService, describe_held
 from mailroom.services.maintenance import MaintenanceService
+from mailroom.services.verify_store import verify_functions
 from mailroom.settings import Settings
 from mailroom.storage.db import Database
+from mailroom.storage.payloads import PayloadStore
 from mailroom.storage.repos import admin as admin_repo
 from mailroom.storage.repos import statistics
 
@@ -54,22 +64,26 @@ class AdminServices:
     jobs: JobService
     users: AdminUserService
     started_at: datetime
+    payloads: PayloadStore
 
 
 def build_registry(services: AdminServices) -> Registry:
+    s = services
+    messages = MessageAdmin(s.settings, s.db, s.payloads, s.clock)
+    exporter = MailboxExporter(s.settings.resolved_export_dir, s.db, s.payloads, messages, s.clock)
     registry = Registry()
     for function in (
-        *_server_functions(services),
-        *_mailbox_functions(services),
-        *_maintenance_functions(services),
-        *_admin_functions(services),
+        *_server_functions(s),
+        *_mailbox_functions(s),
+        *workflow_functions(s.mailboxes),
+        *message_functions(messages),
+        *export_functions(exporter),
+        *_maintenance_functions(s),
+        *verify_functions(s.db, s.payloads),
+        *_admin_functions(s),
     ):
         registry.add(function)
     return registry
-
-
-def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat().replace("+00:00", "Z")
 
 
 def mailbox_id(call: Call, name: str = "mailboxId") -> str:
@@ -335,18 +349,7 @@ def _state(text: str | None) -> list[JobState]:
 
 
 def _when(call: Call, name: str) -> datetime | None:
-    text = call.args[name]
-    if text is None:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise ValidationFailed(
-            "body", name, "an ISO 8601 time, e.g. 2026-12-07T10:00:00Z", value=text[:40]
-        ) from None
-    if value.tzinfo is None:
-        raise ValidationFailed("body", name, "give the time zone (Z or +hh:mm)", value=text[:40])
-    return value
+    return parse_time(call.args[name], name)
 
 
 def _admin_functions(s: AdminServices) -> list[Function]:

@@ -258,3 +258,36 @@ class MailboxService:
     def workflow_receivers(self, workflow_id: str) -> list[Mailbox]:
         with self._db.read() as conn:
             return mailboxes.receivers(conn, workflow_id)
+
+    def workflows(self, workflow_id: str | None = None) -> list[tuple[str, list[str], list[str]]]:
+        """(workflow id, senders, receivers) of every registered workflow, or of one."""
+        with self._db.read() as conn:
+            found = mailboxes.registrations(conn, workflow_id)
+        grouped: dict[str, tuple[list[str], list[str]]] = {}
+        for registration in found:
+            senders, receivers = grouped.setdefault(registration.workflow_id, ([], []))
+            (senders if registration.role is WorkflowRole.SENDER else receivers).append(
+                registration.mailbox_id
+            )
+        return [(name, senders, receivers) for name, (senders, receivers) in grouped.items()]
+
+    def add_workflow(self, workflow_id: str, senders: Iterable[str], receivers: Iterable[str]) -> int:
+        """Register mailboxes (which must exist) as senders and receivers of a workflow, beside
+        any registered already; returns how many registrations were new."""
+        wanted = [
+            *(WorkflowRegistration(workflow_id, box, WorkflowRole.SENDER) for box in senders),
+            *(WorkflowRegistration(workflow_id, box, WorkflowRole.RECEIVER) for box in receivers),
+        ]
+        with self._db.write() as conn:
+            for registration in wanted:
+                if mailboxes.get(conn, registration.mailbox_id) is None:
+                    raise missing(registration.mailbox_id)
+            return mailboxes.add_registrations(conn, wanted)
+
+    def remove_workflow(self, workflow_id: str) -> int:
+        """Remove a workflow's registrations (``NotFound`` if it has none); returns how many."""
+        with self._db.write() as conn:
+            removed = mailboxes.remove_workflow(conn, workflow_id)
+        if not removed:
+            raise NotFound(f"workflow {workflow_id[:300]} is not registered")
+        return removed

@@ -145,3 +145,39 @@ def receivers(conn: Connection, workflow_id: str, ods_code: str | None = None) -
     if ods_code is not None:
         stmt = stmt.where(mailboxes.c.ods_code == ods_code)
     return [_to_mailbox(row) for row in conn.execute(stmt)]
+
+
+def registrations(conn: Connection, workflow_id: str | None = None) -> list[WorkflowRegistration]:
+    """Workflow registrations (of one workflow, or all) by workflow, role and mailbox."""
+    stmt = select(workflows).order_by(workflows.c.workflow_id, workflows.c.role, workflows.c.mailbox_id)
+    if workflow_id is not None:
+        if not storable(workflow_id):
+            return []
+        stmt = stmt.where(workflows.c.workflow_id == workflow_id)
+    return [
+        WorkflowRegistration(row.workflow_id, row.mailbox_id, WorkflowRole(row.role))
+        for row in conn.execute(stmt)
+    ]
+
+
+def add_registrations(conn: Connection, wanted: Sequence[WorkflowRegistration]) -> int:
+    """Register what is not registered yet; returns how many were added."""
+    added = 0
+    for registration in wanted:
+        row = {
+            "workflow_id": registration.workflow_id,
+            "mailbox_id": registration.mailbox_id,
+            "role": registration.role.value,
+        }
+        check_text(_WORKFLOW_TEXT, row)
+        if not is_registered(conn, registration.workflow_id, registration.mailbox_id, registration.role):
+            conn.execute(insert(workflows), row)
+            added += 1
+    return added
+
+
+def remove_workflow(conn: Connection, workflow_id: str) -> int:
+    """Remove every registration of a workflow; returns how many there were."""
+    if not storable(workflow_id):
+        return 0
+    return int(conn.execute(delete(workflows).where(workflows.c.workflow_id == workflow_id)).rowcount)
