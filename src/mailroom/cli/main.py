@@ -96,7 +96,7 @@ def serve(**options: Any) -> None:
     import uvicorn
 
     limit_malloc_arenas()
-    from mailroom.web.app import ENTRY_POINT, SUPERVISOR_PID, configure_logging, create_app
+    from mailroom.web.app import ENTRY_POINT, SUPERVISOR_PID, configure_logging, create_app, served
 
     settings = settings_from(**options)
     protocol = http_protocol(settings.http_layer)  # before anything is migrated or made
@@ -104,7 +104,7 @@ def serve(**options: Any) -> None:
     app: Any = ENTRY_POINT
     try:
         if settings.workers == 1:
-            app = create_app(settings)
+            app = served(create_app(settings))
         else:  # migrate and make the shared key once, here; each worker then builds its own app
             build_container(settings).close()
             os.environ.update(as_environment(options, settings))
@@ -123,22 +123,54 @@ def serve(**options: Any) -> None:
         f"data in {settings.data_dir.resolve()}, HTTP layer {settings.http_layer}"
         + (" [sandbox]" if settings.sandbox else "")
     )
+    if settings.admin_address is not None:
+        host, port = settings.admin_address
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"administration API on its own listener: {scheme}://{shown}:{port}/api/")
     key_source = (
         "MAILROOM_SHARED_KEY" if settings.shared_key else str(settings.data_dir.resolve() / "shared.key")
     )
     click.echo(f"shared key (the NHSMESH HMAC key clients need) from {key_source}")
-    uvicorn.run(
-        app,
-        factory=settings.workers > 1,
-        workers=settings.workers,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=10,
-        http=protocol,
-        ws="none",  # no WebSockets are served: an upgrade request is answered as plain HTTP
+    run: dict[str, Any] = {
+        "factory": settings.workers > 1,
+        "workers": settings.workers,
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "timeout_graceful_shutdown": 10,
+        "http": protocol,
+        "ws": "none",  # no WebSockets are served: an upgrade request is answered as plain HTTP
         **tls,
-    )
+    }
+    if settings.admin_address is None:
+        uvicorn.run(app, **run)
+    else:
+        _serve_two_listeners(uvicorn.Config(app, **run), settings.admin_address, tls)
+
+
+def _serve_two_listeners(config: Any, admin_address: tuple[str, int], tls: dict[str, Any]) -> None:
+    """One uvicorn server (or, with --workers, each worker process) accepting on two sockets:
+    the main listener and ``admin_listen``. The app (``web.app.ListenerSplit``) tells them apart
+    by the port a connection came in on; TLS, when set, is the same on both."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    host, port = admin_address
+    admin = uvicorn.Config(config.app, host=host, port=port, log_config=None, **tls)
+    sockets = [config.bind_socket(), admin.bind_socket()]
+    server = uvicorn.Server(config)
+    try:
+        if config.workers > 1:
+            Multiprocess(config, sockets=sockets).run()
+        else:
+            server.run(sockets=sockets)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sock in sockets:
+            sock.close()
+    if config.workers == 1 and not server.started:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE, as uvicorn.run exits
 
 
 #: glibc's malloc arenas a server process may use (``MALLOC_ARENA_MAX``), unless set already.
