@@ -2,32 +2,47 @@
 
 - ``docs/configuration.md``: the settings table, from ``mailroom.settings.setting_docs()``.
 - ``docs/cli.md``: the ``--help`` output of every ``mailroom`` command.
+- ``docs/admin-api.md``: the function reference, from the administration API's registry (the
+  same declarations that dispatch calls and answer ``get-metadata``).
 
 Each page has hand-written prose plus one generated block between two marker comments;
 only the block is rewritten. ``tests/test_docs.py`` imports this module by path and fails
 when a page differs from what would be generated.
 
-Usage: ``python scripts/docs_gen.py config|cli [--check]`` (or ``scripts/gen-config-docs``,
-``scripts/gen-cli-docs``).
+Usage: ``python scripts/docs_gen.py config|cli|admin [--check]`` (or ``scripts/gen-config-docs``,
+``scripts/gen-cli-docs``, ``scripts/gen-admin-docs``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import sys
+import tempfile
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import click
 
 from mailroom.cli.main import cli
-from mailroom.settings import DEFAULT_HEADER_LIMITS, ENV_PREFIX, Settings, format_duration, setting_docs
+from mailroom.container import build_container
+from mailroom.services.admin_api import Arg, Function
+from mailroom.settings import (
+    DEFAULT_HEADER_LIMITS,
+    ENV_PREFIX,
+    Settings,
+    format_duration,
+    load_settings,
+    setting_docs,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PAGE = ROOT / "docs" / "configuration.md"
 CLI_PAGE = ROOT / "docs" / "cli.md"
+ADMIN_PAGE = ROOT / "docs" / "admin-api.md"
 
 END_MARKER = "<!-- END GENERATED -->"
 HELP_WIDTH = 100
@@ -140,11 +155,101 @@ def cli_block() -> str:
     return "\n\n".join(parts)
 
 
+# -- administration API ----------------------------------------------------------------------------
+
+
+def admin_functions() -> list[Function]:
+    """Every function of the registry, in its order, as a server built from defaults has it
+    (a throwaway SQLite data directory: the registry needs a store to bind its functions to)."""
+    with tempfile.TemporaryDirectory(prefix="mailroom-docs-") as data_dir:
+        container = build_container(load_settings({}, data_dir=Path(data_dir), shared_key="docs"))
+        try:
+            return list(container.admin.registry.functions.values())
+        finally:
+            container.close()
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+def _default(arg: Arg) -> str:
+    if not arg.optional:
+        return "(required)"
+    value: Any = arg.default
+    return f"`{json.dumps(value)}`"
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _arg_row(arg: Arg) -> str:
+    kind = f"`{arg.type.value}`" + (" or null" if arg.nullable else "")
+    limits = ""
+    if arg.minimum is not None or arg.maximum is not None:
+        limits = f" ({_number(arg.minimum)}..{_number(arg.maximum)})"
+    secret = " Secret: never written to the audit log." if arg.secret else ""
+    return f"| `{arg.name}` | {kind}{limits} | {_default(arg)} | {_cell(arg.description)}{secret} |"
+
+
+def _function_section(function: Function) -> list[str]:
+    kind = "long-running: starts a job, followed with `get-status`" if function.long else "answers at once"
+    lines = [
+        f"#### `{function.name}`",
+        "",
+        f"Privilege: `{function.privilege.value}` · {kind}",
+        "",
+        " ".join(function.description.split()),
+        "",
+    ]
+    if function.args:
+        lines += ["| Argument | Type | Default | Description |", "|---|---|---|---|"]
+        lines += [_arg_row(arg) for arg in function.args]
+    else:
+        lines.append("No arguments.")
+    return lines
+
+
+def _groups(functions: list[Function]) -> dict[str, list[Function]]:
+    groups: dict[str, list[Function]] = {}
+    for function in functions:
+        groups.setdefault(function.group or "Other", []).append(function)
+    return groups
+
+
+def admin_block() -> str:
+    functions = admin_functions()
+    groups = _groups(functions)
+    lines = [
+        f"{len(functions)} functions. `read` functions change nothing and may be called by every "
+        "administrator; `admin` functions need the `admin` privilege.",
+        "",
+        "| Function | Group | Privilege | Long-running | Description |",
+        "|---|---|---|---|---|",
+    ]
+    for group, members in groups.items():
+        for function in members:
+            first = re.split(r"(?<=\.)\s", " ".join(function.description.split()), maxsplit=1)[0]
+            lines.append(
+                f"| [`{function.name}`](#{function.name.lower()}) | {group} | "
+                f"`{function.privilege.value}` | {'yes' if function.long else 'no'} | {_cell(first)} |"
+            )
+    for group, members in groups.items():
+        lines += ["", f"### {group}", ""]
+        for n, function in enumerate(members):
+            lines += ([""] if n else []) + _function_section(function)
+    return "\n".join(lines).rstrip()
+
+
 # -- pages ---------------------------------------------------------------------------------------
 
 PAGES = {
     "config": (CONFIG_PAGE, "scripts/gen-config-docs", config_block),
     "cli": (CLI_PAGE, "scripts/gen-cli-docs", cli_block),
+    "admin": (ADMIN_PAGE, "scripts/gen-admin-docs", admin_block),
 }
 
 
@@ -159,7 +264,7 @@ def splice(text: str, script: str, block: str) -> str:
 
 
 def render(page: str) -> tuple[Path, str, str]:
-    """(path, current text, text as it should be) for ``config`` or ``cli``."""
+    """(path, current text, text as it should be) for ``config``, ``cli`` or ``admin``."""
     path, script, build = PAGES[page]
     current = path.read_text(encoding="utf-8")
     return path, current, splice(current, script, build())

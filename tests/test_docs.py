@@ -23,6 +23,7 @@ PAGES = (
     "quickstart",
     "configuration",
     "cli",
+    "admin-api",
     "mesh-compatibility",
     "deployment",
     "operations",
@@ -60,7 +61,7 @@ def test_every_setting_is_documented(field: str) -> None:
     )
 
 
-@pytest.mark.parametrize("page", ["config", "cli"])
+@pytest.mark.parametrize("page", ["config", "cli", "admin"])
 def test_generated_pages_are_current(page: str) -> None:
     path, current, wanted = docs_gen.render(page)
     script = docs_gen.PAGES[page][1]
@@ -88,6 +89,30 @@ def test_every_command_is_documented(command: str) -> None:
 def test_cli_commands_are_found() -> None:
     commands = docs_gen.cli_commands()
     assert {"mailroom serve", "mailroom mailbox add", "mailroom workflow import"} <= set(commands)
+
+
+# -- administration API --------------------------------------------------------------------------
+
+
+def test_the_admin_reference_has_every_function_of_the_registry() -> None:
+    """The generated reference (kept current by the test above) covers the whole registry."""
+    text = _read("admin-api")
+    functions = docs_gen.admin_functions()
+    assert len(functions) >= 15
+    for function in functions:
+        assert f"#### `{function.name}`" in text, f"{function.name}: run scripts/gen-admin-docs"
+        assert f"Privilege: `{function.privilege.value}`" in text
+        for arg in function.args:
+            assert f"| `{arg.name}` |" in text
+
+
+def test_a_stale_admin_reference_is_found() -> None:
+    """What the staleness check compares: a page missing a function is not what is generated."""
+    _path, current, wanted = docs_gen.render("admin")
+    stale = current.replace("#### `GetAuditLog`", "#### `GetAuditLogOld`")
+    assert stale != current
+    assert stale != wanted
+    assert docs_gen.splice(stale, "scripts/gen-admin-docs", docs_gen.admin_block()) == wanted
 
 
 # -- routes --------------------------------------------------------------------------------------

@@ -130,6 +130,13 @@ class Settings:
         "path is a 404.",
         default=False,
     )
+    admin_listen: str = _help(
+        "`host:port` (`[::1]:8463` for IPv6) of a listener of its own for the administration API, "
+        "as MailStore serves it on port 8463: set, the API is served only there (with the same "
+        "TLS settings as the main listener) and every `/api/` path of the main listener is a 404; "
+        "empty serves it on the main listener. Needs `admin_api`.",
+        default="",
+    )
     admin_status_wait_max: timedelta = _help(
         "Longest an administration API `get-status` call waits for a change (`millisecondsTimeout` "
         "is capped to it).",
@@ -363,6 +370,11 @@ class Settings:
     def resolved_export_dir(self) -> Path:
         return Path(self.export_dir) if self.export_dir else self.data_dir / "exports"
 
+    @property
+    def admin_address(self) -> tuple[str, int] | None:
+        """``admin_listen`` as (host, port), or None when the API shares the main listener."""
+        return parse_listen(self.admin_listen) if self.admin_listen else None
+
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
@@ -386,6 +398,18 @@ def parse_bool(text: str) -> bool:
     if lowered in {"0", "false", "no", "off", "n", ""}:
         return False
     raise SettingsError(f"not a boolean: {text!r}")
+
+
+_LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^\s:\[\]]+)):(?P<port>\d{1,5})$")
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``"127.0.0.1:8463"``, ``"[::1]:8463"``, ``"localhost:8463"`` → (host, port)."""
+    match = _LISTEN.match(text.strip())
+    port = int(match.group("port")) if match else 0
+    if match is None or not 1 <= port <= 65535:
+        raise SettingsError(f"not host:port (e.g. 127.0.0.1:8463 or [::1]:8463): {text!r}")
+    return match.group("v6") or match.group("host"), port
 
 
 def parse_header_limits(text: str) -> dict[str, int]:
@@ -468,6 +492,17 @@ def _validate(settings: Settings) -> None:
         raise SettingsError("sqlite_synchronous must be OFF, NORMAL, FULL or EXTRA")
     _validate_http(settings)
     _validate_s3(settings)
+    _validate_admin(settings)
+
+
+def _validate_admin(settings: Settings) -> None:
+    address = settings.admin_address
+    if address is None:
+        return
+    if not settings.admin_api:
+        raise SettingsError("admin_listen needs admin_api=true")
+    if address[1] == settings.port:
+        raise SettingsError(f"admin_listen must name another port than the main listener's ({settings.port})")
 
 
 def _validate_http(settings: Settings) -> None:

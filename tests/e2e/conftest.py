@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.e2e.admin_harness import make_admin_template
 from tests.e2e.harness import Mailroom, make_data_dir, start_mailroom
 from tests.support.certs import CertBundle, make_pki
 
@@ -20,6 +21,12 @@ StartServer = Callable[..., Mailroom]
 @pytest.fixture(scope="session")
 def template_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_data_dir(tmp_path_factory.mktemp("template") / "data")
+
+
+@pytest.fixture(scope="session")
+def admin_template(tmp_path_factory: pytest.TempPathFactory, template_data_dir: Path) -> Path:
+    """The template plus two administrators (``admin_harness.ROOT`` and ``VIEWER``)."""
+    return make_admin_template(tmp_path_factory.mktemp("admin-template") / "data", template_data_dir)
 
 
 @pytest.fixture(scope="session")

@@ -107,3 +107,33 @@ def test_the_upload_share_of_one_mailbox(total: str, per_mailbox: str, share: in
 def test_a_negative_upload_share_is_refused() -> None:
     with pytest.raises(SettingsError, match="max_uploads_per_mailbox"):
         load_settings({"MAILROOM_MAX_UPLOADS_PER_MAILBOX": "-1"})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:8463", ("127.0.0.1", 8463)),
+        ("[::1]:8463", ("::1", 8463)),
+        ("localhost:1", ("localhost", 1)),
+        ("0.0.0.0:65535", ("0.0.0.0", 65535)),
+    ],
+)
+def test_admin_listen_is_host_and_port(text, expected):
+    settings = load_settings({"MAILROOM_ADMIN_API": "true", "MAILROOM_ADMIN_LISTEN": text})
+    assert settings.admin_address == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["8463", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "::1:8463", "a b:1", ":8463"]
+)
+def test_admin_listen_that_is_not_host_and_port_is_refused(text):
+    with pytest.raises(SettingsError, match="not host:port"):
+        load_settings({"MAILROOM_ADMIN_API": "true", "MAILROOM_ADMIN_LISTEN": text})
+
+
+def test_admin_listen_needs_the_api_and_a_port_of_its_own():
+    assert load_settings({}).admin_address is None
+    with pytest.raises(SettingsError, match="needs admin_api"):
+        load_settings({"MAILROOM_ADMIN_LISTEN": "127.0.0.1:8463"})
+    with pytest.raises(SettingsError, match="another port"):
+        load_settings({"MAILROOM_ADMIN_API": "true", "MAILROOM_ADMIN_LISTEN": "127.0.0.1:9000"}, port=9000)

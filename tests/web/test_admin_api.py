@@ -69,6 +69,15 @@ def test_the_api_is_off_by_default(settings, container):
         assert client.get("/api/get-metadata", auth=ROOT).status_code == 404
 
 
+@pytest.mark.parametrize("path", ["/api", "/api/", "/api/nothing/here", "/api/invoke"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_an_unknown_api_path_is_a_404_envelope_never_a_redirect(api, path, method):
+    response = api.request(method, path, auth=ROOT, follow_redirects=False)
+    assert response.status_code == 404
+    assert list(response.json()) == ENVELOPE_KEYS
+    assert response.json()["error"]["message"] == "Not found"
+
+
 @pytest.mark.parametrize(
     ("auth", "expected"),
     [

@@ -7,6 +7,7 @@ import math
 import os
 import re
 import ssl
+import sys
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -58,7 +59,7 @@ def serve(**options: Any) -> None:
     import uvicorn
 
     limit_malloc_arenas()
-    from mailroom.web.app import ENTRY_POINT, SUPERVISOR_PID, configure_logging, create_app
+    from mailroom.web.app import ENTRY_POINT, SUPERVISOR_PID, configure_logging, create_app, served
 
     settings = settings_from(**options)
     protocol = http_protocol(settings)  # before anything is migrated or made
@@ -66,7 +67,7 @@ def serve(**options: Any) -> None:
     app: Any = ENTRY_POINT
     try:
         if settings.workers == 1:
-            app = create_app(settings)
+            app = served(create_app(settings))
         else:  # migrate and make the shared key once, here; each worker then builds its own app
             build_container(settings).close()
             os.environ.update(as_environment(options, settings))
@@ -87,20 +88,52 @@ def serve(**options: Any) -> None:
     )
     for line in where_things_are(settings):
         click.echo(line)
-    uvicorn.run(
-        app,
-        factory=settings.workers > 1,
-        workers=settings.workers,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level.lower(),
-        timeout_graceful_shutdown=10,
-        http=protocol,
-        ws="none",  # no WebSockets are served: an upgrade request is refused (web/edge.py)
-        timeout_keep_alive=max(1, math.ceil(settings.http_keep_alive.total_seconds())),
-        h11_max_incomplete_event_size=settings.http_max_head_bytes,  # what plain h11 bounds
+    if settings.admin_address is not None:
+        host, port = settings.admin_address
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"administration API on its own listener: {scheme}://{shown}:{port}/api/")
+    run: dict[str, Any] = {
+        "factory": settings.workers > 1,
+        "workers": settings.workers,
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level.lower(),
+        "timeout_graceful_shutdown": 10,
+        "http": protocol,
+        "ws": "none",  # no WebSockets are served: an upgrade request is refused (web/edge.py)
+        "timeout_keep_alive": max(1, math.ceil(settings.http_keep_alive.total_seconds())),
+        "h11_max_incomplete_event_size": settings.http_max_head_bytes,  # what plain h11 bounds
         **tls,
-    )
+    }
+    if settings.admin_address is None:
+        uvicorn.run(app, **run)
+    else:
+        _serve_two_listeners(uvicorn.Config(app, **run), settings.admin_address, tls)
+
+
+def _serve_two_listeners(config: Any, admin_address: tuple[str, int], tls: dict[str, Any]) -> None:
+    """One uvicorn server (or, with --workers, each worker process) accepting on two sockets:
+    the main listener and ``admin_listen``. The app (``web.app.ListenerSplit``) tells them apart
+    by the port a connection came in on; TLS, when set, is the same on both."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    host, port = admin_address
+    admin = uvicorn.Config(config.app, host=host, port=port, log_config=None, **tls)
+    sockets = [config.bind_socket(), admin.bind_socket()]
+    server = uvicorn.Server(config)
+    try:
+        if config.workers > 1:
+            Multiprocess(config, sockets=sockets).run()
+        else:
+            server.run(sockets=sockets)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for sock in sockets:
+            sock.close()
+    if config.workers == 1 and not server.started:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE, as uvicorn.run exits
 
 
 #: glibc's malloc arenas a server process may use (``MALLOC_ARENA_MAX``), unless set already.

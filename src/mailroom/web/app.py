@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailroom import __version__
 from mailroom.container import Container, build_container
@@ -43,11 +43,54 @@ ENTRY_POINT = "mailroom.web.app:app_from_environment"
 SUPERVISOR_PID = "_MAILROOM_SUPERVISOR_PID"
 
 
-def app_from_environment() -> FastAPI:
+def app_from_environment() -> ASGIApp:
     settings = load_settings(os.environ)
     configure_logging(settings)
     stop_with_supervisor()
-    return create_app(settings)
+    return served(create_app(settings))
+
+
+class ListenerSplit:
+    """What ``serve`` runs when the administration API has a listener of its own
+    (``admin_listen``): requests that came in on that listener's port go to the admin app, every
+    other request (and the lifespan) to the main app. The port is the local end of the
+    connection, which the client cannot choose, unlike a ``Host`` header."""
+
+    def __init__(self, main: FastAPI, admin: FastAPI, admin_port: int) -> None:
+        self.main = main
+        self.admin = admin
+        self.admin_port = admin_port
+
+    @property
+    def state(self) -> object:
+        return self.main.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server") if scope["type"] == "http" else None
+        if server is not None and server[1] == self.admin_port:
+            await self.admin(scope, receive, send)
+        else:
+            await self.main(scope, receive, send)
+
+
+def served(app: FastAPI) -> ASGIApp:
+    """``app`` as ``serve`` runs it: split between two listeners when the administration API
+    has one of its own, else as it is."""
+    admin: FastAPI | None = getattr(app.state, "admin_app", None)
+    address = app.state.container.settings.admin_address
+    if admin is None or address is None:
+        return app
+    return ListenerSplit(app, admin, address[1])
+
+
+def admin_app(services: Container) -> FastAPI:
+    """The administration API alone (and the health routes, for probes): what the
+    ``admin_listen`` listener serves. Its job watch is closed by the main app's lifespan."""
+    app = FastAPI(title="Mailroom administration", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.container = services
+    app.include_router(health.router)
+    app.include_router(admin_routes.router)
+    return app
 
 
 def stop_with_supervisor(every: float = 1.0) -> None:
@@ -85,9 +128,11 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
             yield
         finally:
             runner.stop()
-            watch = getattr(app.state, "job_watch", None)
-            if watch is not None:
-                await watch.aclose()
+            for state in (app.state, getattr(app.state, "admin_app", app).state):
+                watch = getattr(state, "job_watch", None)
+                if watch is not None:
+                    await watch.aclose()
+                    state.job_watch = None
             if container is None:
                 services.close()
 
@@ -98,8 +143,10 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
     app.include_router(health.router)
     if settings.sandbox:
         app.include_router(sandbox.router)
-    if settings.admin_api:
+    if settings.admin_api and settings.admin_address is None:
         app.include_router(admin_routes.router)
+    elif settings.admin_api:
+        app.state.admin_app = admin_app(services)
     app.include_router(lookup.router)
     app.include_router(handshake.router)
     app.include_router(outbox.router)

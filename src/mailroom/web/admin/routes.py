@@ -190,6 +190,12 @@ async def cancel_async(request: Request) -> JSONResponse:
     return envelope.job_status(status)
 
 
-@router.api_route("/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
-async def unknown(rest: str) -> JSONResponse:
+ALL_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]
+
+
+# ``/api`` itself too: without it, Starlette would answer it with a redirect to ``/api/``
+# (an answer that is not the envelope).
+@router.api_route("", methods=ALL_METHODS)
+@router.api_route("/{rest:path}", methods=ALL_METHODS)
+async def unknown(rest: str = "") -> JSONResponse:
     return envelope.respond(envelope.error_body("Not found", f"no such API route: /api/{rest[:200]}"), 404)
