@@ -17,7 +17,7 @@ from mailroom.domain.messages import ChunkRange, Metadata
 from mailroom.services.authentication import MailboxPrincipal
 from mailroom.services.sending import SendRequest
 from mailroom.settings import Settings, load_settings
-from mailroom.storage.tables import chunks, message_events, messages
+from mailroom.storage.tables import admin_users, audit_log, chunks, job_log, jobs, message_events, messages
 
 pytestmark = pytest.mark.postgres
 
@@ -62,6 +62,10 @@ def old_installation(tmp_path: Path, clock) -> Path:
         send(old, [b"first of two"], complete=False)
         acked = send(old, [b"read"])
         old.receiving.acknowledge(principal(old, "BOB"), acked)
+        old.admin_users.add("root", "correct horse battery")
+        old.admin.audit("root", "127.0.0.1", "GetServerInfo", None, {}, "succeeded")
+        old.jobs.submit("PurgeExpired", {"orphans": False}, owner="root")
+        assert old.job_runner().run_one()  # a finished job, with its log lines
     finally:
         old.close()
     old = build_container(files_only.replace(inline_payload_bytes=1024), clock=clock)
@@ -96,7 +100,7 @@ def everything(container: Container) -> dict[str, object]:
     with container.db.read() as conn:
         found: dict[str, object] = {
             table.name: sorted(tuple(row) for row in conn.execute(select(table)))
-            for table in (messages, message_events, chunks)
+            for table in (messages, message_events, chunks, jobs, job_log, admin_users, audit_log)
         }
         kept = conn.execute(
             select(chunks.c.payload_key)

@@ -289,6 +289,15 @@ def test_get_status_repeats_the_last_status_when_nothing_moves(api, gate):
     gate.steps.release()
 
 
+def test_a_read_only_administrator_cancels_only_their_own_jobs(api, gate):
+    mine = call(api, "VerifyStore", user=VIEWER).json()
+    assert mine["statusCode"] == "running"
+    assert api.post("/api/cancel-async", data={"token": mine["token"]}, auth=VIEWER).status_code == 200
+    theirs = call(api, "Stepped", {"steps": "1"}).json()["token"]
+    assert api.post("/api/cancel-async", data={"token": theirs}, auth=VIEWER).status_code == 403
+    gate.steps.release()
+
+
 def test_a_cancelled_job_ends_cancelled(api, gate):
     token = call(api, "Stepped", {"steps": "5"}).json()["token"]
     gate.steps.release()

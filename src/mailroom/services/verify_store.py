@@ -224,8 +224,9 @@ def verify_functions(db: Database, payloads: PayloadStore) -> list[Function]:
             "database), recompute its SHA-256 and compare it with the one recorded at upload. The "
             "result lists each message with a missing, corrupt or unreadable payload; so does the "
             "log as they are found. Messages whose payload was purged are skipped. Cancellable; "
-            "resumed where it was if its server process stops.",
-            Privilege.ADMIN,
+            "resumed where it was if its server process stops. It changes nothing, so a read-only "
+            "administrator may run it (and cancel their own run).",
+            Privilege.READ,
             job=verifier.run,
             resumable=True,
             group="Maintenance",

@@ -11,9 +11,10 @@ to PostgreSQL and S3, or between any two stacks. The copy is:
 - **payloads before rows**: a message's rows reach the target only after the run has copied
   every payload, so the target never lists a message whose bytes are not there yet.
 
-Jobs and their logs are copied (a job left running in the source is recovered in the target like
-any job whose process stopped: resumed or failed). Used-token hashes (the replay guard) and the
-periodic schedules are not copied: the tokens expire within hours, the schedules start afresh.
+Administrators (their password hashes), the audit log, jobs and their logs are copied (a job
+left running in the source is recovered in the target like any job whose process stopped:
+resumed or failed). Used-token hashes (the replay guard) and the periodic schedules are not
+copied: the tokens expire within hours, the schedules start afresh.
 """
 
 from __future__ import annotations
@@ -29,10 +30,30 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mailroom.storage.db import Database
 from mailroom.storage.payloads import PayloadMissing, PayloadStore
-from mailroom.storage.tables import chunks, job_log, jobs, mailboxes, message_events, messages, workflows
+from mailroom.storage.tables import (
+    admin_users,
+    audit_log,
+    chunks,
+    job_log,
+    jobs,
+    mailboxes,
+    message_events,
+    messages,
+    workflows,
+)
 
 #: Copied in this order (parents before children).
-TABLES: Sequence[Table] = (mailboxes, workflows, messages, message_events, chunks, jobs, job_log)
+TABLES: Sequence[Table] = (
+    mailboxes,
+    workflows,
+    messages,
+    message_events,
+    chunks,
+    jobs,
+    job_log,
+    admin_users,
+    audit_log,
+)
 BATCH = 500
 
 
@@ -75,6 +96,7 @@ def copy_installation(
     if target.engine.dialect.name == "postgresql":
         _reset_sequence(target, message_events)
         _reset_sequence(target, job_log)
+        _reset_sequence(target, audit_log)
     return report
 
 

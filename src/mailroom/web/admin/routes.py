@@ -8,6 +8,7 @@ face's shape, never in the MESH face's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -94,8 +95,19 @@ async def _login(request: Request, services: Container, function: str, raw: Mapp
         raise
 
 
-async def _arguments(request: Request, services: Container) -> tuple[dict[str, Any], bool]:
-    return await _body(request, services.settings.admin_max_body_bytes)
+async def _arguments(request: Request, services: Container, function: str) -> tuple[dict[str, Any], bool]:
+    """The call's arguments; a body that cannot be read is refused, and audited under the user
+    name it claims (unchecked: the credentials are not looked at for a call refused anyway)."""
+    try:
+        return await _body(request, services.settings.admin_max_body_bytes)
+    except errors.MailroomError as exc:
+        claimed = ""
+        with contextlib.suppress(errors.CredentialsRefused):
+            claimed = envelope.basic_credentials(request.headers.get("authorization"))[0]
+        await anyio.to_thread.run_sync(
+            services.admin.refused, claimed, _client(request), function, {}, exc.description
+        )
+        raise
 
 
 @router.post("/invoke/{function}")
@@ -103,7 +115,7 @@ async def invoke(request: Request, function: str) -> JSONResponse:
     services = get_container(request)
     name = function[:MAX_NAME]
     try:
-        raw, from_form = await _arguments(request, services)
+        raw, from_form = await _arguments(request, services, name)
         user = await _login(request, services, name, raw)
         outcome = await anyio.to_thread.run_sync(
             lambda: services.admin.invoke(user, _client(request), name, raw, from_form=from_form)
@@ -121,7 +133,7 @@ async def invoke(request: Request, function: str) -> JSONResponse:
 async def get_metadata(request: Request) -> JSONResponse:
     services = get_container(request)
     try:
-        raw, _ = await _arguments(request, services)
+        raw, _ = await _arguments(request, services, "get-metadata")
         await _login(request, services, "get-metadata", raw)
     except Exception as exc:
         return envelope.refused(exc)
@@ -161,7 +173,7 @@ def _watch(request: Request, services: Container) -> JobWatch:
 async def get_status(request: Request) -> JSONResponse:
     services = get_container(request)
     try:
-        raw, _ = await _arguments(request, services)
+        raw, _ = await _arguments(request, services, "get-status")
         await _login(request, services, "get-status", raw)
         token = _token(raw)
         known = _whole(raw, "lastKnownStatusVersion", 0, 2**62)
@@ -180,7 +192,7 @@ async def get_status(request: Request) -> JSONResponse:
 async def cancel_async(request: Request) -> JSONResponse:
     services = get_container(request)
     try:
-        raw, _ = await _arguments(request, services)
+        raw, _ = await _arguments(request, services, "cancel-async")
         user = await _login(request, services, "cancel-async", raw)
         token = _token(raw)
         await anyio.to_thread.run_sync(services.admin.cancel, user, _client(request), token)
