@@ -313,7 +313,15 @@ def document(results: dict[str, Any]) -> str:
         "`STORE_MODE=file`, `AUTH_MODE=full`, one process, in its own venv. Its file store writes "
         "without fsync and keeps every message's metadata in memory, and its auth checks neither "
         "the token's timestamp nor replays, so it does less work per request than Mailroom.",
-        "- Both listen on 127.0.0.1 over plain HTTP and share the machine with the load generator.",
+        (
+            "- Both listen on 127.0.0.1 over plain HTTP (`--plain-http`) and share the machine with "
+            "the load generator."
+            if results.get("transport", "http") == "http"
+            else "- Both listen on 127.0.0.1 over HTTPS and require a client certificate, as MESH is "
+            "deployed (a test CA made for the run signs the server's and the client's certificates; "
+            "the client verifies the server's), and share the machine with the load generator. "
+            "`--plain-http` runs the same over plain HTTP."
+        ),
         "",
         "## Small messages",
         "",
