@@ -6,6 +6,7 @@ the result (``--json``: the envelope)."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -149,3 +150,47 @@ def test_admin_invoke_json_prints_the_envelope(admin_server: Mailroom) -> None:
     assert envelope["statusCode"] == "succeeded"
     assert envelope["token"] is None
     assert envelope["result"]["chunksVerified"] == 2
+
+
+@pytest.fixture
+def idle_server(admin_template: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A server that runs no jobs (``MAILROOM_JOB_THREADS=0``): a job queued there stays queued."""
+    env = {"MAILROOM_ADMIN_API": "true", "MAILROOM_JOB_THREADS": "0"}
+    server = start_mailroom(tmp_path / "idle", admin_template, env=env)
+    yield server
+    server.stop()
+
+
+def _interrupted_follow(server: Mailroom, *extra: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """``mailroom admin invoke PurgeExpired`` interrupted (SIGINT, as Ctrl-C) while it follows the job."""
+    command = [sys.executable, "-m", "mailroom", "admin", "invoke", "PurgeExpired", *extra]
+    process = subprocess.Popen(
+        command, env=cli_env(server), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    with api(server) as client:
+        deadline = time.monotonic() + 30
+        jobs: list[dict[str, Any]] = []
+        while not jobs and time.monotonic() < deadline:
+            jobs = client.post("/api/invoke/GetJobs", data={"function": "PurgeExpired"}).json()["result"]
+            time.sleep(0.1)
+    assert jobs, "the command queued no job"
+    time.sleep(0.5)  # following: waiting in get-status
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=30)
+    return subprocess.CompletedProcess(command, process.returncode, out, err), jobs[0]["token"]
+
+
+def test_ctrl_c_stops_following_and_leaves_the_job_running(idle_server: Mailroom) -> None:
+    done, token = _interrupted_follow(idle_server)
+    assert done.returncode == 1, done.stderr
+    assert f"the job goes on: mailroom admin status {token}" in done.stderr
+    with api(idle_server) as client:
+        assert status(client, token, 0, 0)["statusCode"] == "running"  # still queued
+
+
+def test_ctrl_c_with_cancel_cancels_the_job(idle_server: Mailroom) -> None:
+    done, token = _interrupted_follow(idle_server, "--cancel")
+    assert done.returncode == 1, done.stderr
+    assert f"job {token}: cancel requested" in done.stderr
+    with api(idle_server) as client:
+        assert status(client, token, 0, 0)["statusCode"] == "cancelled"  # a queued job ends at once
