@@ -313,3 +313,63 @@ def test_a_process_killed_mid_upload_leaves_the_exchange_to_the_other(cluster: C
     assert bob_b.get("/messageexchange/BOB/inbox", headers={"accept": V2}).json()["messages"] == [message_id]
     assert bob_b.get(f"/messageexchange/BOB/inbox/{message_id}/1").content == b"chunk one;"
     assert bob_b.get(f"/messageexchange/BOB/inbox/{message_id}/2").content == b"chunk two"
+
+
+ADMIN = ("root", "correct horse battery")
+
+
+def follow(client: httpx.Client, token: str) -> dict[str, object]:
+    """Poll a job through ``client`` until it ends; its last status."""
+    version, deadline = 0, time.monotonic() + 60
+    while time.monotonic() < deadline:
+        data = {"token": token, "lastKnownStatusVersion": str(version), "millisecondsTimeout": "2000"}
+        body = client.post("/api/get-status", data=data).json()
+        if body["statusCode"] != "running":
+            return dict(body)
+        version = int(body["statusVersion"])
+    raise AssertionError(f"job {token} still running after a minute")
+
+
+def test_an_admin_job_started_through_one_process_runs_in_another_and_is_polled_anywhere(
+    cluster: Cluster, tmp_path: Path
+):
+    """On PostgreSQL and S3: A runs no jobs (MAILROOM_JOB_THREADS=0), so B claims the job that
+    was started through A; it is followed through A, and a job whose runner B is killed is
+    resumed by C once B's lease has run out."""
+    cli(
+        {**cluster.env, "MAILROOM_DATA_DIR": str(tmp_path / "admin")},
+        "admin",
+        "user",
+        "add",
+        *ADMIN[:1],
+        "--password",
+        ADMIN[1],
+    )
+    admin_on = {"admin_api": "true", "job_lease": "3s", "job_poll_interval": "0.2s"}
+    cluster.start("a", **admin_on, job_threads="0")
+    b = cluster.start("b", **admin_on)
+    alice = cluster.client("a", "ALICE")
+    for n in range(6):
+        send(alice, bytes([n]) * (200 * 1024))  # payload objects in the bucket, not rows
+    through_a = httpx.Client(base_url=cluster.servers["a"].base_url, auth=ADMIN, timeout=60)
+    cluster.clients.append(through_a)
+
+    started = through_a.post("/api/invoke/VerifyStore").json()
+    assert started["statusCode"] == "running", started
+    done = follow(through_a, str(started["token"]))
+    assert done["statusCode"] == "succeeded", done
+    assert done["result"]["chunksVerified"] == 6  # type: ignore[index]
+    [job] = through_a.post("/api/invoke/GetJobs", data={"function": "VerifyStore"}).json()["result"]
+    assert job["attempts"] == 1  # claimed once, by B (A runs none)
+    assert job["token"] == started["token"]
+
+    # B killed just after a second job is queued (before or after it claimed it): C finishes it,
+    # taking it from the queue or, once B's lease has run out, resuming it
+    again = through_a.post("/api/invoke/VerifyStore").json()
+    time.sleep(0.3)
+    b.kill()
+    cluster.servers.pop("b")
+    cluster.start("c", **admin_on)
+    done = follow(through_a, str(again["token"]))
+    assert done["statusCode"] == "succeeded", done
+    assert done["result"]["chunksVerified"] == 6  # type: ignore[index]
