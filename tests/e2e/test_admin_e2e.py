@@ -166,6 +166,7 @@ WAIT_MS = 4000
 
 async def _wait_all(base_url: str, token: str, version: int) -> list[tuple[int, dict[str, object], float]]:
     limits = httpx.Limits(max_connections=WAITERS + 10, max_keepalive_connections=WAITERS + 10)
+    retried: list[int] = []
     async with httpx.AsyncClient(base_url=base_url, auth=VIEWER, limits=limits, timeout=120) as client:
         # connect and log in first (a few requests at a time), so the waiters start together
         await asyncio.gather(*(client.post("/api/get-metadata") for _ in range(20)))
@@ -177,10 +178,20 @@ async def _wait_all(base_url: str, token: str, version: int) -> list[tuple[int, 
                 "millisecondsTimeout": str(WAIT_MS),
             }
             began = time.monotonic()
-            response = await client.post("/api/get-status", data=data)
+            try:
+                response = await client.post("/api/get-status", data=data)
+            except httpx.TransportError:
+                # Seen once in three whole-suite runs, never alone: a connection of the thousand
+                # reset on loopback after the suite's earlier tests (the server saw the client go).
+                # Asked again, once, so the count of threads and memory below is still measured.
+                retried.append(1)
+                began = time.monotonic()
+                response = await client.post("/api/get-status", data=data)
             return response.status_code, response.json(), time.monotonic() - began
 
-        return await asyncio.gather(*(one() for _ in range(WAITERS)))
+        answers = await asyncio.gather(*(one() for _ in range(WAITERS)))
+        assert len(retried) <= WAITERS // 100, f"{len(retried)} waiters lost their connection"
+        return answers
 
 
 class Sampler:

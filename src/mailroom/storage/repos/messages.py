@@ -493,17 +493,15 @@ def due_for_abandon(conn: Connection, cutoff: datetime, limit: int) -> list[str]
     return list(conn.execute(stmt).scalars())
 
 
+#: Statuses a message does not leave: its payload may be purged, and later its rows.
+_FINISHED = [MessageStatus.ACKNOWLEDGED.value, MessageStatus.UNDELIVERABLE.value, MessageStatus.ERROR.value]
+
+
 def due_for_purge(conn: Connection, cutoff: datetime, limit: int) -> list[str]:
     stmt = (
         select(messages.c.message_id)
         .where(
-            messages.c.status.in_(
-                [
-                    MessageStatus.ACKNOWLEDGED.value,
-                    MessageStatus.UNDELIVERABLE.value,
-                    MessageStatus.ERROR.value,
-                ]
-            ),
+            messages.c.status.in_(_FINISHED),
             messages.c.status_at <= cutoff,
             messages.c.payload_purged.is_(False),
         )
@@ -518,13 +516,7 @@ def forget_finished(conn: Connection, cutoff: datetime, limit: int) -> list[str]
     stmt = (
         select(messages.c.message_id)
         .where(
-            messages.c.status.in_(
-                [
-                    MessageStatus.ACKNOWLEDGED.value,
-                    MessageStatus.UNDELIVERABLE.value,
-                    MessageStatus.ERROR.value,
-                ]
-            ),
+            messages.c.status.in_(_FINISHED),
             messages.c.status_at <= cutoff,
             messages.c.payload_purged.is_(True),
         )

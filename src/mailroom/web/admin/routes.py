@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 import anyio.to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from mailroom import errors
 from mailroom.container import Container
@@ -43,10 +44,13 @@ async def _body(request: Request, limit: int) -> tuple[dict[str, Any], bool]:
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise errors.PayloadTooLarge(f"the body is larger than {limit} bytes")
     data = bytearray()
-    async for piece in request.stream():
-        data += piece
-        if len(data) > limit:
-            raise errors.PayloadTooLarge(f"the body is larger than {limit} bytes")
+    try:
+        async for piece in request.stream():
+            data += piece
+            if len(data) > limit:
+                raise errors.PayloadTooLarge(f"the body is larger than {limit} bytes")
+    except ClientDisconnect:  # nobody will read the answer; no traceback for it either
+        raise envelope.BadBody("The client went away before its body ended") from None
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if not data.strip():
         return {}, True
