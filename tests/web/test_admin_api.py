@@ -9,25 +9,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.e2e.admin_harness import ENVELOPE_KEYS, ROOT, VIEWER
 
 from mailroom.container import Container
 from mailroom.domain.admin import ArgType, Privilege
 from mailroom.services.admin_api import Arg, Function
 from mailroom.services.jobs import JobContext, JobKind
 from mailroom.web.app import create_app
-
-ROOT = ("root", "correct horse battery")
-VIEWER = ("viewer", "just looking around")
-ENVELOPE_KEYS = [
-    "error",
-    "token",
-    "statusVersion",
-    "statusCode",
-    "percentProgress",
-    "statusText",
-    "result",
-    "logOutput",
-]
 
 
 @pytest.fixture
