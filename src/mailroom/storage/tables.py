@@ -253,6 +253,129 @@ audit_log = Table(
 )
 
 
+# -- the JSON messaging API (services.messaging, services.api_tokens) -------------------------------
+#
+# A message written through the JSON API is an envelope (sender, subject, body) with one
+# ``messages`` row per recipient (its delivery, which the MESH face serves as it is) and
+# attachments whose bytes are stored once, however many recipients there are.
+
+envelopes = Table(
+    "envelopes",
+    metadata,
+    Column("envelope_id", String(100), primary_key=True),
+    Column("sender_id", String(100), nullable=False),
+    Column("subject", String(500), nullable=False, default=""),
+    Column("body", Text, nullable=False, default=""),
+    Column("local_id", String(300), nullable=False, default=""),
+    Column("idempotency_key", String(200), nullable=True),
+    Column("request_digest", String(64), nullable=False, default=""),  # what the key was first used for
+    Column("face", String(20), nullable=False, default=""),  # mft | d4science
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sender_deleted_at", UTCDateTime, nullable=True),  # hidden from the sender's outbox
+    Index(None, "sender_id", "idempotency_key", unique=True),
+    Index(None, "sender_id", "created_at"),
+)
+
+attachments = Table(
+    "attachments",
+    metadata,
+    # a generated id (message id format): the bytes are under ``{attachment_id}/1-...``
+    Column("attachment_id", String(100), primary_key=True),
+    Column("owner_id", String(100), nullable=False),  # the mailbox that uploaded it
+    Column("name", String(300), nullable=False),
+    Column("content_type", String(200), nullable=False, default="application/octet-stream"),
+    Column("size", BigInteger, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("payload_key", String(200), nullable=False),  # "" when the bytes are in ``data``
+    Column("data", LargeBinary, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("purged", Boolean, nullable=False, default=False),
+    Index(None, "owner_id", "created_at"),
+)
+
+envelope_attachments = Table(
+    "envelope_attachments",
+    metadata,
+    Column(
+        "envelope_id",
+        String(100),
+        ForeignKey("envelopes.envelope_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("position", Integer, primary_key=True),
+    Column("attachment_id", String(100), ForeignKey("attachments.attachment_id"), nullable=False),
+    Index(None, "attachment_id"),
+)
+
+#: The JSON API's state of a received message (any ``messages`` row, whichever face sent it):
+#: made with the message for an envelope's delivery, on first use for a MESH message.
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column(
+        "message_id", String(100), ForeignKey("messages.message_id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("envelope_id", String(100), ForeignKey("envelopes.envelope_id"), nullable=True),
+    Column("read", Boolean, nullable=False, default=False),  # the API-scope read flag
+    Column("read_at", UTCDateTime, nullable=True),
+    Column("delivered_at", UTCDateTime, nullable=True),  # first retrieved, on either face
+    Column("sender_hidden", Boolean, nullable=False, default=False),  # a MESH message deleted from the outbox
+    Column("receipt", LargeBinary, nullable=True),  # the signed disposition notification
+    Index(None, "envelope_id"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(64), primary_key=True),  # the public ``tokenID``
+    Column("mailbox_id", String(100), nullable=False),
+    Column("secret_hash", String(64), nullable=False),  # SHA-256 of a 256-bit random secret
+    Column("read_only", Boolean, nullable=False, default=False),
+    Column("label", String(200), nullable=False, default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Index(None, "mailbox_id"),
+)
+
+#: One login (``/authorize``) and the chain of refresh tokens it grows.
+api_logins = Table(
+    "api_logins",
+    metadata,
+    Column("login_id", String(32), primary_key=True),
+    Column("mailbox_id", String(100), nullable=False),
+    Column("key_id", String(64), nullable=True),  # the API key it logged in with, if any
+    Column("read_only", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("revoked_reason", String(200), nullable=False, default=""),
+    Index(None, "mailbox_id"),
+    Index(None, "key_id"),
+    Index(None, "expires_at"),
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("login_id", String(32), ForeignKey("api_logins.login_id", ondelete="CASCADE"), nullable=False),
+    Column("issued_at", UTCDateTime, nullable=False),
+    Column("spent_at", UTCDateTime, nullable=True),
+    Index(None, "login_id"),
+)
+
+#: Keys every server process shares (token signing, link signing, the receipt signing key),
+#: made once by whichever process needs one first.
+server_keys = Table(
+    "server_keys",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("material", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+
 def storable(*values: str | None) -> bool:
     """False if a value has a NUL character: no stored text has one (``check_text``), so a lookup
     by such a value finds nothing, and must not reach PostgreSQL, which refuses it as a
