@@ -16,7 +16,10 @@ MailroomError
  ├── SendRejected              a send-side business rule (recipient, body, chunk header, workflow)
  ├── UnsupportedEncoding       Content-Encoding other than gzip
  ├── PayloadTooLarge           a body, message or count over the configured limit
- └── Ambiguous                 more than one message matches (tracking by local id)
+ ├── Ambiguous                 more than one message matches (tracking by local id)
+ ├── Conflict, CredentialsRefused, PermissionDenied (a Forbidden), TooManyAttempts
+ ├── LinkRefused (a Forbidden) a signed link that is expired, altered or names nothing now
+ └── RangeNotSatisfiable       a Range past the end of a file
 """
 
 from __future__ import annotations
@@ -186,3 +189,19 @@ class TooManyAttempts(MailroomError):
     def __init__(self, retry_after: int) -> None:
         super().__init__()
         self.retry_after = retry_after
+
+
+class LinkRefused(Forbidden):
+    """A signed link that is expired, altered or names what no longer exists."""
+
+    description = "This link is not valid (expired or altered)"
+
+
+class RangeNotSatisfiable(MailroomError):
+    """A ``Range`` that starts past the end of the file."""
+
+    description = "Requested range not satisfiable"
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
