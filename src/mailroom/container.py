@@ -22,6 +22,8 @@ from mailroom.services.jobs import JobKind, JobRunner, JobService, Periodic, Run
 from mailroom.services.mailbox_cache import MailboxCache
 from mailroom.services.mailboxes import MailboxService
 from mailroom.services.maintenance import MaintenanceService
+from mailroom.services.messaging import MessagingService
+from mailroom.services.receipts import ReceiptSigner
 from mailroom.services.receiving import ReceivingService
 from mailroom.services.sandbox import SandboxService
 from mailroom.services.sending import SendingService
@@ -50,6 +52,7 @@ class Container:
     jobs: JobService
     admin_users: AdminUserService
     admin: AdminApi
+    messaging: MessagingService
 
     def job_runner(self) -> JobRunner:
         """A runner for this process: the jobs of ``self.jobs`` and the periodic maintenance."""
@@ -211,4 +214,5 @@ def build_container(
         jobs=jobs,
         admin_users=admin_users,
         admin=AdminApi(registry, jobs, db, clock),
+        messaging=MessagingService(settings, db, store, clock, mailbox_cache, ReceiptSigner()),
     )

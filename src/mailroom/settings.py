@@ -163,6 +163,27 @@ class Settings:
     audit_retention: timedelta = _help(
         "How long entries of the administration API's audit log are kept.", default=timedelta(days=365)
     )
+    # -- the JSON messaging API (docs/json-api.md) --
+    link_lifetime: timedelta = _help(
+        "How long an attachment or receipt link of the JSON messaging API works without a token "
+        "(signed by Mailroom, or presigned by the S3 bucket).",
+        default=timedelta(minutes=10),
+    )
+    staged_attachment_retention: timedelta = _help(
+        "How long an attachment uploaded with `POST /2/attachments` (or by a submit that then "
+        "failed) is kept while no message uses it.",
+        default=timedelta(days=1),
+    )
+    max_body_bytes: int = _help(
+        "Largest text body of a JSON API message, in bytes of UTF-8.", default=1024 * 1024
+    )
+    max_recipients: int = _help("Most recipients one JSON API message may have.", default=500)
+    max_attachments: int = _help("Most attachments one JSON API message may have.", default=100)
+    receipt_timeout: timedelta = _help(
+        "A sent message none of whose recipients has retrieved it within this time is listed in "
+        "`/message/outbox/incomplete` (MFT Gateway: sent, but no receipt before the timeout).",
+        default=timedelta(days=1),
+    )
     env_name: str = _help("Environment name reported by the health endpoints.", default="local")
     build_label: str = _help("Build label reported by the health endpoints.", default="mailroom")
     auth_check_clock: bool = _help(

@@ -35,7 +35,7 @@ from mailroom.services.sending import party
 from mailroom.settings import Settings
 from mailroom.storage.db import Database
 from mailroom.storage.payloads import PayloadStore
-from mailroom.storage.repos import mailboxes, messages, tokens
+from mailroom.storage.repos import envelopes, mailboxes, messages, tokens
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class SweepResult:
     forgotten: int = 0
     orphans: int = 0
     tokens: int = 0
+    attachments_purged: int = 0
+    staged_removed: int = 0
 
     def summary(self) -> dict[str, int]:
         return {
@@ -65,6 +67,8 @@ class SweepResult:
             "forgotten": self.forgotten,
             "orphans": self.orphans,
             "tokens": self.tokens,
+            "attachmentsPurged": self.attachments_purged,
+            "stagedRemoved": self.staged_removed,
         }
 
 
@@ -117,6 +121,8 @@ class MaintenanceService:
         self.expire(result)
         self.abandon_uploads(result)
         self.purge(result)
+        self.purge_attachments(result)
+        self.remove_staged(result)
         self.forget_messages(result)
         self.forget_tokens(result)
         if orphans:
@@ -132,6 +138,8 @@ class MaintenanceService:
                 ("maintenance.expire", self.expire),
                 ("maintenance.abandon-uploads", self.abandon_uploads),
                 ("maintenance.purge", self.purge),
+                ("maintenance.purge-attachments", self.purge_attachments),
+                ("maintenance.staged-attachments", self.remove_staged),
                 ("maintenance.forget-messages", self.forget_messages),
                 ("maintenance.tokens", self.forget_tokens),
             ):
@@ -153,6 +161,11 @@ class MaintenanceService:
                 forgotten = messages.forget_finished(conn, cutoff, BATCH)
             result.forgotten += len(forgotten)
             if len(forgotten) < BATCH:
+                break
+        while True:  # envelopes whose deliveries are all forgotten
+            with self._db.write() as conn:
+                gone = envelopes.forget_envelopes(conn, BATCH)
+            if len(gone) < BATCH:
                 return
 
     def forget_tokens(self, result: SweepResult) -> None:
@@ -259,6 +272,48 @@ class MaintenanceService:
             if len(due) < BATCH or not purged:
                 return
 
+    def purge_attachments(self, result: SweepResult) -> None:
+        """Attachment bytes (stored once for every recipient) once every delivery that needs
+        them has been purged: a shared blob is never removed while one recipient may still
+        download it, whichever face it reads on."""
+        while True:
+            with self._db.read() as conn:
+                due = envelopes.purgeable_attachments(conn, BATCH)
+            purged = 0
+            for row in due:
+                if not self._delete_attachment_bytes(row.attachment_id, result):
+                    continue
+                with self._db.write() as conn:
+                    envelopes.mark_attachment_purged(conn, row.attachment_id)
+                purged += 1
+            result.attachments_purged += purged
+            if len(due) < BATCH or not purged:
+                return
+
+    def remove_staged(self, result: SweepResult) -> None:
+        """Attachments uploaded but used by no message after ``staged_attachment_retention``
+        (an upload never sent, or the part of a submit that then failed)."""
+        cutoff = self._clock.now() - self._settings.staged_attachment_retention
+        with self._db.read() as conn:
+            due = envelopes.stale_staged(conn, cutoff, BATCH)
+        for row in due:
+            # the row first, and only while no message uses it: a submit linking it right now
+            # keeps it; bytes left by a failed delete are an orphan the orphan scan removes
+            with self._db.write() as conn:
+                if not envelopes.delete_attachment(conn, row.attachment_id):
+                    continue
+            self._delete_attachment_bytes(row.attachment_id, result)
+            result.staged_removed += 1
+
+    def _delete_attachment_bytes(self, attachment_id: str, result: SweepResult) -> bool:
+        try:
+            self._payloads.delete_message(attachment_id)  # the attachment's own folder
+        except Exception:
+            log.exception("could not delete attachment %s; it is tried again next time", attachment_id)
+            result.purge_failed += 1
+            return False
+        return True
+
     def remove_orphans(self) -> int:
         """Payloads whose message row never committed (a crash mid-send), after a grace period.
 
@@ -273,7 +328,7 @@ class MaintenanceService:
         for start in range(0, len(candidates), 500):
             batch = candidates[start : start + 500]
             with self._db.read() as conn:
-                known = messages.existing_ids(conn, batch)
+                known = messages.existing_ids(conn, batch) | envelopes.existing_attachment_ids(conn, batch)
             for message_id in batch:
                 written = self._payloads.last_written(message_id)
                 if message_id in known or (written is not None and written > cutoff_time):

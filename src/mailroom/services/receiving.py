@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -17,12 +18,13 @@ from mailroom.clock import Clock
 from mailroom.domain.messages import Message, MessageStatus, WorkflowFilter
 from mailroom.errors import Forbidden, Gone, MessageNotFound, ValidationFailed
 from mailroom.ids import require_message_id
+from mailroom.services import envelope_payloads
 from mailroom.services.authentication import MailboxPrincipal
 from mailroom.settings import AfterAck, Settings
 from mailroom.storage.db import Database
 from mailroom.storage.hot import Tx
 from mailroom.storage.payloads import PayloadMissing, PayloadStore
-from mailroom.storage.repos import messages
+from mailroom.storage.repos import envelopes, messages
 from mailroom.storage.repos.messages import ChunkRow, InboxPosition
 
 RICH_WINDOW = timedelta(days=30)
@@ -48,6 +50,8 @@ class Download:
     message: Message
     chunk_no: int
     chunk: ChunkRow | None
+    #: a JSON API message's payload, composed from its envelope as it is read (no chunk rows)
+    composed: Callable[[], Iterator[bytes]] | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,17 @@ def decode_position(token: str, name: str = "continue_from") -> tuple[datetime, 
             "query", name, "continue_from is not a token this server issued", value=token
         ) from None
     return stamp, message_id
+
+
+def _checked(pieces: Iterator[bytes], message_id: str) -> Iterator[bytes]:
+    """The first piece read now, so bytes that are gone answer 410 before any header is sent."""
+    try:
+        first = next(pieces)
+    except StopIteration:
+        return iter(())
+    except PayloadMissing:
+        raise Gone(message_id=message_id) from None
+    return itertools.chain((first,), pieces)
 
 
 class ReceivingService:
@@ -155,13 +170,35 @@ class ReceivingService:
             raise MessageNotFound(message_id=message_id)
         chunk = messages.get_chunk(tx, message_id, chunk_no)
         if chunk is None:
-            raise MessageNotFound(message_id=message_id)
+            return self._composed(tx, message)
         return Download(message, chunk_no, chunk)
+
+    def _composed(self, tx: Tx, message: Message) -> Download:
+        """A delivery of a JSON API message: no chunk rows, its payload composed from the
+        envelope's body and attachments (``services.envelope_payloads``)."""
+        envelope_id = envelopes.envelope_id_of(tx, message.message_id)
+        if envelope_id is None:
+            raise MessageNotFound(message_id=message.message_id)
+        marker = ChunkRow(1, message.file_size, f"{envelope_id}-1", f"envelope:{envelope_id}")
+        return Download(message, 1, marker, partial(self._compose, envelope_id))
+
+    def _compose(self, envelope_id: str) -> Iterator[bytes]:
+        with self._db.read() as conn:
+            head = envelopes.envelope(conn, envelope_id)
+            parts = envelopes.attachments_of(conn, [envelope_id])[envelope_id]
+        if head is None or any(part.purged for part in parts):
+            raise Gone(message_id=envelope_id)
+        return envelope_payloads.mesh_payload(self._payloads, envelope_id, head.body, parts)
 
     def open_chunk(self, found: Download) -> Iterator[bytes]:
         """The stored bytes of a downloadable chunk, streamed; Gone if they were purged."""
         if found.chunk is None:
             return iter(())
+        if found.composed is not None:
+            try:
+                return _checked(found.composed(), found.message.message_id)
+            except PayloadMissing:
+                raise Gone(message_id=found.message.message_id) from None
         if found.chunk.inline:
             if found.chunk.data is None:  # purged with its message
                 raise Gone(message_id=found.message.message_id)

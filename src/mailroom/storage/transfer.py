@@ -32,13 +32,21 @@ from mailroom.storage.db import Database
 from mailroom.storage.payloads import PayloadMissing, PayloadStore
 from mailroom.storage.tables import (
     admin_users,
+    api_keys,
+    api_logins,
+    attachments,
     audit_log,
     chunks,
+    deliveries,
+    envelope_attachments,
+    envelopes,
     job_log,
     jobs,
     mailboxes,
     message_events,
     messages,
+    refresh_tokens,
+    server_keys,
     workflows,
 )
 
@@ -53,6 +61,14 @@ TABLES: Sequence[Table] = (
     job_log,
     admin_users,
     audit_log,
+    envelopes,
+    attachments,
+    envelope_attachments,
+    deliveries,
+    api_keys,
+    api_logins,
+    refresh_tokens,
+    server_keys,
 )
 BATCH = 500
 
@@ -155,6 +171,10 @@ def copy_payloads(
             f"payloads: {report.payloads_copied} copied ({report.bytes_copied} bytes), "
             f"{report.payloads_verified} already there"
         )
+    for rows in _rows(source, attachments):  # the JSON API's attachments, stored once each
+        for row in rows:
+            if not row["purged"]:
+                _copy_payload(row, source_payloads, target_payloads, report)
 
 
 def _copy_payload(

@@ -598,3 +598,19 @@ def _delete(conn: Connection, ids: Sequence[str]) -> None:
         conn.execute(delete(chunks).where(chunks.c.message_id.in_(batch)))
         conn.execute(delete(message_events).where(message_events.c.message_id.in_(batch)))
         conn.execute(delete(messages).where(messages.c.message_id.in_(batch)))
+
+
+def get_many(conn: Connection, message_ids: Sequence[str]) -> dict[str, Message]:
+    """Several messages by id (those that exist), for the JSON API's lists."""
+    wanted = [m for m in message_ids if storable(m)]
+    if not wanted:
+        return {}
+    rows = conn.execute(select(messages).where(messages.c.message_id.in_(wanted)))
+    return {row.message_id: to_message(row) for row in rows}
+
+
+def chunks_of(conn: Connection, message_id: str) -> list[ChunkRow]:
+    """Every chunk of a message, in order (a MESH payload read whole by the JSON API)."""
+    stmt = select(*_CHUNK_COLUMNS_OUT).where(chunks.c.message_id == message_id).order_by(chunks.c.chunk_no)
+    return [ChunkRow(row[0], row[1], row[2], row[3], row[4]) for row in conn.execute(stmt)]
+
