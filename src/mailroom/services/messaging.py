@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from sqlalchemy import Connection
@@ -54,7 +54,7 @@ from mailroom.ids import new_message_id, normalise_message_id
 from mailroom.services import envelope_payloads
 from mailroom.services.api_tokens import ApiPrincipal
 from mailroom.services.mailbox_cache import MailboxCache
-from mailroom.services.message_views import ViewBuilder
+from mailroom.services.message_views import Opener, ViewBuilder
 from mailroom.services.receipts import ReceiptSigner
 from mailroom.services.sending import LimitExceeded, limited, party
 from mailroom.settings import Settings
@@ -65,6 +65,7 @@ from mailroom.storage.repos import envelopes, messages, server_keys
 from mailroom.storage.repos.envelopes import AttachmentRow, EnvelopeRow
 
 LINK_KEY = "link-signing"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,7 @@ class MessagingService:
             )
         return [found[a] for a in attachment_ids]
 
-    def _read(self, work: Callable[[Connection], Any]) -> Any:
+    def _read(self, work: Callable[[Connection], T]) -> T:
         with self._db.read() as conn:
             return work(conn)
 
@@ -340,11 +341,11 @@ class MessagingService:
 
         return await self._in_thread(work)
 
-    async def _in_thread(self, work: Callable[[Connection], Any]) -> Any:
+    async def _in_thread(self, work: Callable[[Connection], T]) -> T:
         return await anyio.to_thread.run_sync(self._read, work)
 
-    async def _writing(self, work: Callable[[Connection], Any]) -> Any:
-        def run() -> Any:
+    async def _writing(self, work: Callable[[Connection], T]) -> T:
+        def run() -> T:
             with self._db.write() as conn:
                 return work(conn)
 
@@ -517,6 +518,7 @@ class MessagingService:
         ``Range: bytes=a-b`` header's (a, b), b inclusive; ``(None, n)`` the last n bytes;
         ``RangeNotSatisfiable`` past the end. ``LinkRefused`` for an expired or altered link."""
         claims = self._link_signer().verify(token, self._clock.now())
+        opener: Opener
         with self._db.read() as conn:
             if claims.get("k") == "r":
                 document = envelopes.receipt(conn, claims.get("m", ""))
@@ -527,9 +529,7 @@ class MessagingService:
                     self._receipts.content_type(document),
                     len(document),
                 )
-
-                def opener(s: int, e: int) -> Iterator[bytes]:
-                    return iter((document[s:e],))
+                opener = _bytes_opener(document)
             else:
                 name, content_type, size, opener = self._views.attachment_opener(conn, self._payloads, claims)
         start, end = _range(byte_range, size)
@@ -538,6 +538,10 @@ class MessagingService:
         except PayloadMissing:
             raise LinkRefused("The file of this link is no longer kept") from None
         return FileBytes(name, content_type, size, start, end, pieces)
+
+
+def _bytes_opener(document: bytes) -> Opener:
+    return lambda start, end: iter((document[start:end],))
 
 
 def _range(byte_range: tuple[int | None, int | None] | None, size: int) -> tuple[int, int]:
