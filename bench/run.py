@@ -39,7 +39,7 @@ from typing import Any
 
 from tests.support.server import free_port
 
-from bench import bulk, loadgen
+from bench import bulk, json_api, loadgen
 from bench.servers import (
     DEEP,
     SENDER,
@@ -101,6 +101,38 @@ def small_messages(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     got = loadgen.run_processes("receive", server.target, receive_specs, args.processes)
     receive = rates(got, time.perf_counter() - started, server.cpu_seconds() - cpu0)
     return {"send": send, "receive": receive}
+
+
+def json_messages(server: Server, args: argparse.Namespace) -> dict[str, Any]:
+    """The JSON messaging API on Mailroom: small messages written and retrieved as in
+    ``small_messages`` (same connections, count and body size), then one attachment written to
+    ``--fan-out`` recipients and the bytes it added to the payload store."""
+    boxes = recipients(args.concurrency)
+    per_conn, extra = divmod(args.messages, args.concurrency)
+    counts = [per_conn + (1 if n < extra else 0) for n in range(args.concurrency)]
+    body = "x" * args.size
+    send_specs = [
+        {"sender": SENDER, "recipients": [boxes[n]], "count": counts[n], "body": body}
+        for n in range(args.concurrency)
+    ]
+    cpu0, started = server.cpu_seconds(), time.perf_counter()
+    sent = json_api.run_processes("send", server.target, send_specs, args.processes)
+    send = rates(sent, time.perf_counter() - started, server.cpu_seconds() - cpu0)
+    receive_specs = [
+        {"mailbox": boxes[n], "expect": counts[n], "size": args.size} for n in range(args.concurrency)
+    ]
+    cpu0, started = server.cpu_seconds(), time.perf_counter()
+    got = json_api.run_processes("receive", server.target, receive_specs, args.processes)
+    receive = rates(got, time.perf_counter() - started, server.cpu_seconds() - cpu0)
+    result: dict[str, Any] = {"send": send, "receive": receive}
+    if args.fan_out > 0 and isinstance(server, Mailroom):
+        payloads = server.data_dir / "payloads"
+        before = json_api.stored_bytes(payloads)
+        fan = asyncio.run(json_api.fan_out(server.target, SENDER, recipients(args.fan_out), args.fan_out_mib))
+        fan["recipients"] = args.fan_out
+        fan["stored_bytes_added"] = json_api.stored_bytes(payloads) - before
+        result["fan_out"] = fan
+    return result
 
 
 def mesh_client_tls(tls: loadgen.Tls | None) -> dict[str, Any]:
@@ -318,6 +350,12 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
             out[name] = round(a / b, 2)
 
     for phase in ("send", "receive"):
+        if "json" in m and "small" in m:  # the JSON API against the MESH face, same server and run
+            put(
+                f"json_{phase}_rate (of mesh)",
+                m["json"][phase]["per_second"],
+                m["small"][phase]["per_second"],
+            )
         if "small" in m and "small" in s:
             put(f"small_{phase}_rate", m["small"][phase]["per_second"], s["small"][phase]["per_second"])
             put(
@@ -417,14 +455,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 results["servers"][server.name] = {"idle_rss_mib": round(server.rss() / MIB, 1)}
             phases = [
                 ("small", small_messages, args.messages > 0),
+                ("json", json_messages, args.messages > 0 and args.json),
                 ("mesh_client", mesh_client_flows, args.mesh_client_messages > 0),
                 ("large", large_message, args.large_mib > 0),
             ]
             for name, phase, wanted in phases:
                 if wanted:
-                    run_phase(
-                        name, phase, [*servers, *([extra[name]] if name in extra else [])], results, args
-                    )
+                    on = [s for s in servers if isinstance(s, Mailroom)] if name == "json" else servers
+                    run_phase(name, phase, [*on, *([extra[name]] if name in extra else [])], results, args)
             for server in extra.values():
                 server.stop()
             for server in servers:
@@ -466,6 +504,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=2,
         help="small messages also through `mailroom serve --workers N` (1 skips)",
     )
+    parser.add_argument(
+        "--no-json", dest="json", action="store_false", help="skip the JSON messaging API phase"
+    )
+    parser.add_argument(
+        "--fan-out", type=int, default=100, help="recipients of the fan-out message (0 skips)"
+    )
+    parser.add_argument("--fan-out-mib", type=int, default=10, help="size of the fan-out attachment")
     parser.add_argument("--mesh-client-messages", type=int, default=200, help="0 skips the mesh-client phase")
     parser.add_argument("--mesh-client-threads", type=int, default=4)
     parser.add_argument("--large-mib", type=int, default=1024, help="0 skips the large message")
