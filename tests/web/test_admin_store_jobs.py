@@ -12,15 +12,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 from tests.web.test_admin_api import ROOT, VIEWER, call, status
 
 from mailroom.domain.admin import Privilege
+from mailroom.domain.envelopes import Compose
 from mailroom.domain.jobs import Job, JobState
+from mailroom.services.api_tokens import ApiPrincipal
+from mailroom.services.authentication import MailboxPrincipal
 from mailroom.services.jobs import JobCancelled, RunnerStopping
 from mailroom.storage.payloads.filesystem import FilesystemPayloadStore
+from mailroom.storage.repos import envelopes
 from mailroom.storage.tables import chunks, messages
 from mailroom.web.app import create_app
 
@@ -326,3 +331,40 @@ def test_a_cancelled_export_leaves_no_file(container, send, settings):
     with pytest.raises(JobCancelled):
         container.admin.registry.get("ExportMailbox").job(context)
     assert list(target.parent.iterdir()) == []
+
+
+def json_message(container, *, body: str, files: list[tuple[str, bytes]]) -> str:
+    """A JSON API message ALICE → BOB with these attachments → its delivery's id."""
+    alice = ApiPrincipal("ALICE", read_only=False, login_id="test")
+    staged = [container.messaging.stage_attachment(alice, name, "", [data]) for name, data in files]
+    compose = Compose(["BOB"], "subject", body, attachment_ids=[a.attachment_id for a in staged])
+
+    async def submit() -> str:
+        return (await container.messaging.submit(alice, compose)).message_ids[0]
+
+    return anyio.run(submit)
+
+
+def test_verify_store_walks_the_json_apis_attachments_too(api, container):
+    json_message(container, body="", files=[("fine.bin", BIG)])
+    damaged = json_message(container, body="two", files=[("a.bin", BIG), ("b.bin", b"small")])
+    with container.db.read() as conn:
+        parts = envelopes.attachments_of(conn, [damaged])[damaged]
+    flip_a_byte(container, parts[0].payload_key)
+    done = run_job(api, "VerifyStore")
+    assert done["statusCode"] == "succeeded", done["error"]
+    assert done["result"]["chunksVerified"] == 3
+    assert done["result"]["corrupt"] == [parts[0].attachment_id]
+
+
+def test_export_holds_a_json_api_message_as_mesh_serves_it(api, container):
+    single = json_message(container, body="", files=[("only.bin", BIG)])
+    mixed = json_message(container, body="hello", files=[("a.bin", b"abc")])
+    done = run_job(api, "ExportMailbox", {"mailboxId": "BOB"})
+    assert done["statusCode"] == "succeeded", done["error"]
+    found = members(Path(done["result"]["path"]))
+    assert found[f"{single}/payload"] == BIG
+    bob = MailboxPrincipal(container.mailboxes.get("BOB"))
+    served = container.receiving.open_chunk(container.receiving.download(bob, mixed, 1))
+    assert found[f"{mixed}/payload"] == b"".join(served)
+    assert found[f"{mixed}/payload"].startswith(b"--mailroom-")

@@ -49,6 +49,7 @@ class Findings:
     """Where the walk is and what it found: the checkpoint of a ``VerifyStore`` job."""
 
     after: tuple[str, int] | None = None
+    stage: str = "chunks"  # then "attachments" (the JSON API's, stored once each)
     chunks: int = 0
     bytes: int = 0
     missing: list[str] = field(default_factory=list)
@@ -63,6 +64,7 @@ class Findings:
         after = saved.get("after")
         return cls(
             after=(str(after[0]), int(after[1])) if after else None,
+            stage=str(saved.get("stage", "chunks")),
             chunks=int(saved.get("chunks", 0)),
             bytes=int(saved.get("bytes", 0)),
             missing=list(saved.get("missing", [])),
@@ -74,6 +76,7 @@ class Findings:
     def checkpoint(self) -> dict[str, Any]:
         return {
             "after": list(self.after) if self.after else None,
+            "stage": self.stage,
             "chunks": self.chunks,
             "bytes": self.bytes,
             "missing": self.missing,
@@ -126,6 +129,8 @@ class StoreVerifier:
         found = Findings.from_checkpoint(context.checkpoint)
         with self._db.read() as conn:
             total, total_bytes = repo.count_stored(conn)
+            more, more_bytes = repo.count_attachments(conn)
+        total, total_bytes = total + more, total_bytes + more_bytes
         if found.after is None:
             context.log(f"Verifying {total} stored chunks ({total_bytes / MIB:.1f} MiB)...")
         else:
@@ -137,9 +142,13 @@ class StoreVerifier:
         try:
             while True:
                 with self._db.read() as conn:
-                    batch = repo.stored_after(conn, found.after)
+                    walk = repo.stored_after if found.stage == "chunks" else repo.attachments_after
+                    batch = walk(conn, found.after)
                 if not batch:
-                    break
+                    if found.stage == "attachments":
+                        break
+                    found.stage, found.after = "attachments", None
+                    continue
                 for chunk in batch:
                     context.check()
                     self._verify(context, chunk, found)
@@ -212,7 +221,7 @@ class StoreVerifier:
 
     def _still_stored(self, chunk: StoredChunk) -> bool:
         with self._db.read() as conn:
-            return repo.still_stored(conn, chunk)
+            return repo.still_stored(conn, chunk) or repo.attachment_still_stored(conn, chunk)
 
 
 def verify_functions(db: Database, payloads: PayloadStore) -> list[Function]:
@@ -220,8 +229,9 @@ def verify_functions(db: Database, payloads: PayloadStore) -> list[Function]:
     return [
         Function(
             "VerifyStore",
-            "Re-read every stored payload (chunk files or objects, and small chunks kept in the "
-            "database), recompute its SHA-256 and compare it with the one recorded at upload. The "
+            "Re-read every stored payload (chunk files or objects, small chunks kept in the "
+            "database, and the JSON API's attachments), recompute its SHA-256 and compare it with "
+            "the one recorded at upload. The "
             "result lists each message with a missing, corrupt or unreadable payload; so does the "
             "log as they are found. Messages whose payload was purged are skipped. Cancellable; "
             "resumed where it was if its server process stops. It changes nothing, so a read-only "

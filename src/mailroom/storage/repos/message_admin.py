@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, delete, func, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Connection, and_, delete, func, literal, or_, select, tuple_, update
 
 from mailroom.domain.messages import Message, MessageStatus, MessageType, StatusDetail
 from mailroom.storage.repos.messages import add_event, to_message
-from mailroom.storage.tables import chunks, message_events, messages, storable
+from mailroom.storage.tables import attachments, chunks, message_events, messages, storable
 
 #: Chunk rows read per batch of a walk; a small chunk's bytes come with its row
 #: (``inline_payload_bytes``, 64 KiB by default), so a batch holds a few MiB at most.
@@ -258,6 +258,40 @@ def still_stored(conn: Connection, chunk: StoredChunk) -> bool:
         .where(chunks.c.message_id == chunk.message_id, chunks.c.chunk_no == chunk.chunk_no)
     )
     return conn.execute(stmt).scalar_one_or_none() == chunk.payload_key
+
+
+def attachments_after(
+    conn: Connection, after: tuple[str, int] | None, limit: int = WALK_BATCH
+) -> list[StoredChunk]:
+    """The next JSON API attachments whose bytes are kept, in id order after ``after`` (each is
+    walked as a message's chunk 1: it is stored once, whatever shares it)."""
+    stmt = select(
+        attachments.c.attachment_id,
+        literal(1),
+        attachments.c.size,
+        attachments.c.sha256,
+        attachments.c.payload_key,
+        attachments.c.data,
+    ).where(attachments.c.purged.is_(False))
+    if after is not None:
+        stmt = stmt.where(attachments.c.attachment_id > after[0])
+    stmt = stmt.order_by(attachments.c.attachment_id).limit(limit)
+    return [_stored(row) for row in conn.execute(stmt)]
+
+
+def attachment_still_stored(conn: Connection, chunk: StoredChunk) -> bool:
+    stmt = select(attachments.c.payload_key).where(
+        attachments.c.attachment_id == chunk.message_id, attachments.c.purged.is_(False)
+    )
+    return conn.execute(stmt).scalar_one_or_none() == chunk.payload_key
+
+
+def count_attachments(conn: Connection) -> tuple[int, int]:
+    stmt = select(func.count(), func.coalesce(func.sum(attachments.c.size), 0)).where(
+        attachments.c.purged.is_(False)
+    )
+    count, size = conn.execute(stmt).one()
+    return int(count), int(size)
 
 
 def mailbox_messages_after(
