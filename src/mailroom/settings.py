@@ -179,6 +179,17 @@ class Settings:
     )
     max_recipients: int = _help("Most recipients one JSON API message may have.", default=500)
     max_attachments: int = _help("Most attachments one JSON API message may have.", default=100)
+    receipt_key_file: str = _help(
+        "PEM file of the private key (RSA or EC) that signs delivery receipts. Empty (with "
+        "`receipt_cert_file` empty): an RSA 2048 key and a self-signed certificate made once and "
+        "kept in the database, shared by every server process.",
+        default="",
+    )
+    receipt_cert_file: str = _help(
+        "PEM file of the certificate that goes with `receipt_key_file` (what senders verify "
+        "receipts against).",
+        default="",
+    )
     receipt_timeout: timedelta = _help(
         "A sent message none of whose recipients has retrieved it within this time is listed in "
         "`/message/outbox/incomplete` (MFT Gateway: sent, but no receipt before the timeout).",
