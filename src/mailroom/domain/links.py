@@ -57,6 +57,7 @@ class LinkSigner:
         expires = body.pop("x", None) if isinstance(body, dict) else None
         if not isinstance(expires, int) or expires < now.timestamp():
             raise LinkRefused()
-        if not all(isinstance(v, str) for v in body.values()):
+        claims = {str(k): v for k, v in body.items() if isinstance(v, str)}
+        if len(claims) != len(body):
             raise LinkRefused()
-        return body
+        return claims
