@@ -17,6 +17,7 @@ from mailroom.clock import Clock, SystemClock
 from mailroom.services.admin_api import AdminApi
 from mailroom.services.admin_functions import AdminServices, build_registry
 from mailroom.services.admin_users import AdminUserService, FailureTracker
+from mailroom.services.api_tokens import ApiTokenService
 from mailroom.services.authentication import AuthenticationService
 from mailroom.services.jobs import JobKind, JobRunner, JobService, Periodic, RunnerSettings
 from mailroom.services.mailbox_cache import MailboxCache
@@ -50,6 +51,7 @@ class Container:
     jobs: JobService
     admin_users: AdminUserService
     admin: AdminApi
+    api_tokens: ApiTokenService
 
     def job_runner(self) -> JobRunner:
         """A runner for this process: the jobs of ``self.jobs`` and the periodic maintenance."""
@@ -65,6 +67,11 @@ class Container:
                 "audit.forget",
                 min(settings.audit_retention, timedelta(hours=1)),
                 lambda: {"forgotten": self.admin.forget_audit(settings.audit_retention)},
+            ),
+            Periodic(
+                "api-tokens.forget-expired",
+                timedelta(hours=1),
+                lambda: {"forgotten": self.api_tokens.forget_expired(self.clock.now())},
             ),
         ]
         runner_settings = RunnerSettings(
@@ -190,6 +197,8 @@ def build_container(
     jobs = JobService(db, clock, kinds)
     failures = FailureTracker(settings.admin_lockout_failures, settings.admin_lockout_time)
     admin_users = AdminUserService(db, clock, failures)
+    api_failures = FailureTracker(settings.api_lockout_failures, settings.api_lockout_time)
+    api_tokens = ApiTokenService(settings, db, clock, api_failures)
     registry = build_registry(
         AdminServices(
             settings, db, clock, mailbox_service, maintenance, jobs, admin_users, clock.now(), payloads=store
@@ -211,4 +220,5 @@ def build_container(
         jobs=jobs,
         admin_users=admin_users,
         admin=AdminApi(registry, jobs, db, clock),
+        api_tokens=api_tokens,
     )
