@@ -196,12 +196,21 @@ def build_container(
     kinds = dict(job_kinds or {})
     jobs = JobService(db, clock, kinds)
     failures = FailureTracker(settings.admin_lockout_failures, settings.admin_lockout_time)
-    admin_users = AdminUserService(db, clock, failures)
     api_failures = FailureTracker(settings.api_lockout_failures, settings.api_lockout_time)
     api_tokens = ApiTokenService(settings, db, clock, api_failures)
+    admin_users = AdminUserService(db, clock, failures)
     registry = build_registry(
         AdminServices(
-            settings, db, clock, mailbox_service, maintenance, jobs, admin_users, clock.now(), payloads=store
+            settings,
+            db,
+            clock,
+            mailbox_service,
+            maintenance,
+            jobs,
+            admin_users,
+            clock.now(),
+            payloads=store,
+            api_tokens=api_tokens,
         )
     )
     kinds.update(registry.job_kinds())  # the same mapping the job service reads
