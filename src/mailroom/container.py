@@ -17,6 +17,7 @@ from mailroom.clock import Clock, SystemClock
 from mailroom.services.admin_api import AdminApi
 from mailroom.services.admin_functions import AdminServices, build_registry
 from mailroom.services.admin_users import AdminUserService, FailureTracker
+from mailroom.services.api_tokens import ApiTokenService
 from mailroom.services.authentication import AuthenticationService
 from mailroom.services.jobs import JobKind, JobRunner, JobService, Periodic, RunnerSettings
 from mailroom.services.mailbox_cache import MailboxCache
@@ -53,6 +54,7 @@ class Container:
     admin_users: AdminUserService
     admin: AdminApi
     messaging: MessagingService
+    api_tokens: ApiTokenService
 
     def job_runner(self) -> JobRunner:
         """A runner for this process: the jobs of ``self.jobs`` and the periodic maintenance."""
@@ -68,6 +70,11 @@ class Container:
                 "audit.forget",
                 min(settings.audit_retention, timedelta(hours=1)),
                 lambda: {"forgotten": self.admin.forget_audit(settings.audit_retention)},
+            ),
+            Periodic(
+                "api-tokens.forget-expired",
+                timedelta(hours=1),
+                lambda: {"forgotten": self.api_tokens.forget_expired(self.clock.now())},
             ),
         ]
         runner_settings = RunnerSettings(
@@ -192,10 +199,21 @@ def build_container(
     kinds = dict(job_kinds or {})
     jobs = JobService(db, clock, kinds)
     failures = FailureTracker(settings.admin_lockout_failures, settings.admin_lockout_time)
+    api_failures = FailureTracker(settings.api_lockout_failures, settings.api_lockout_time)
+    api_tokens = ApiTokenService(settings, db, clock, api_failures)
     admin_users = AdminUserService(db, clock, failures)
     registry = build_registry(
         AdminServices(
-            settings, db, clock, mailbox_service, maintenance, jobs, admin_users, clock.now(), payloads=store
+            settings,
+            db,
+            clock,
+            mailbox_service,
+            maintenance,
+            jobs,
+            admin_users,
+            clock.now(),
+            payloads=store,
+            api_tokens=api_tokens,
         )
     )
     kinds.update(registry.job_kinds())  # the same mapping the job service reads
@@ -214,5 +232,8 @@ def build_container(
         jobs=jobs,
         admin_users=admin_users,
         admin=AdminApi(registry, jobs, db, clock),
-        messaging=MessagingService(settings, db, store, clock, mailbox_cache, ReceiptSigner(settings, db, clock)),
+        messaging=MessagingService(
+            settings, db, store, clock, mailbox_cache, ReceiptSigner(settings, db, clock)
+        ),
+        api_tokens=api_tokens,
     )

@@ -211,6 +211,34 @@ class Settings:
         "mailbox` commands) see it, such as a disabled mailbox or a new password, within this time.",
         default=timedelta(seconds=1),
     )
+    api_token_lifetime: timedelta = _help(
+        "How long an access token of the JSON messaging API (`POST /authorize`, "
+        "`/refresh-session`) is valid; a client refreshes it with its refresh token. An access "
+        "token never outlives its login (`api_login_lifetime`).",
+        default=timedelta(minutes=15),
+    )
+    api_login_lifetime: timedelta = _help(
+        "Absolute lifetime of a JSON messaging API login: its refresh tokens rotate on every "
+        "use, and after this time since the password or key login none is accepted (log in again).",
+        default=timedelta(days=30),
+    )
+    api_revocation_ttl: timedelta = _help(
+        "How long each server process trusts what it last read about a login (revoked or not) "
+        "when it checks an access token, so that checking one costs no database query; a "
+        "revoked login (a spent refresh token reused, its API key revoked, its mailbox disabled "
+        "or removed) stops working in every process within this time. 0 reads it every time.",
+        default=timedelta(seconds=5),
+    )
+    api_lockout_failures: int = _help(
+        "Failed JSON messaging API logins (`POST /authorize`) from one client address after "
+        "which it is refused (429) without a check until `api_lockout_time` has passed since its "
+        "last failure; 0 never locks out. Counted per server process.",
+        default=10,
+    )
+    api_lockout_time: timedelta = _help(
+        "How long a client stays locked out after too many failed JSON messaging API logins.",
+        default=timedelta(minutes=5),
+    )
     auth_single_use_tokens: bool = _help(
         "Reject a token that has been used before (403), as real MESH does.", default=True
     )
@@ -555,6 +583,14 @@ def _validate(settings: Settings) -> None:
     _validate_http(settings)
     _validate_s3(settings)
     _validate_admin(settings)
+    _validate_api_tokens(settings)
+
+
+def _validate_api_tokens(settings: Settings) -> None:
+    if settings.api_token_lifetime <= timedelta(0) or settings.api_login_lifetime <= timedelta(0):
+        raise SettingsError("api_token_lifetime and api_login_lifetime must be positive")
+    if settings.api_revocation_ttl < timedelta(0):
+        raise SettingsError("api_revocation_ttl must not be negative")
 
 
 def _validate_admin(settings: Settings) -> None:

@@ -19,6 +19,7 @@ from mailroom.cli.admin import admin as admin_commands
 from mailroom.cli.client import client as client_commands
 from mailroom.cli.common import data_dir_option, settings_from
 from mailroom.cli.mailbox import mailbox, workflow
+from mailroom.cli.token import token
 from mailroom.container import build_container, where_things_are
 from mailroom.settings import ENV_PREFIX, MAX_WORKERS, HttpLayer, Settings, SettingsError
 
@@ -303,3 +304,4 @@ cli.add_command(client_commands)
 cli.add_command(admin_commands)
 cli.add_command(mailbox)
 cli.add_command(workflow)
+cli.add_command(token)

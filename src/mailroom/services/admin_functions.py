@@ -18,6 +18,7 @@ from mailroom.domain.jobs import Job, JobState
 from mailroom.domain.mailboxes import Mailbox, normalise_mailbox_id
 from mailroom.errors import ValidationFailed
 from mailroom.services.admin_api import Arg, Call, Function, Registry
+from mailroom.services.admin_api_keys import api_key_functions
 from mailroom.services.admin_messages import (
     MessageAdmin,
     iso,
@@ -26,6 +27,7 @@ from mailroom.services.admin_messages import (
     workflow_functions,
 )
 from mailroom.services.admin_users import AdminUserService
+from mailroom.services.api_tokens import ApiTokenService
 from mailroom.services.export import MailboxExporter, export_functions
 from mailroom.services.jobs import JobContext, JobService
 from mailroom.services.mailboxes import MailboxChanges, MailboxService, describe_held
@@ -65,6 +67,7 @@ class AdminServices:
     users: AdminUserService
     started_at: datetime
     payloads: PayloadStore
+    api_tokens: ApiTokenService
 
 
 def build_registry(services: AdminServices) -> Registry:
@@ -75,6 +78,7 @@ def build_registry(services: AdminServices) -> Registry:
     for function in (
         *_server_functions(s),
         *_mailbox_functions(s),
+        *api_key_functions(s.api_tokens),
         *workflow_functions(s.mailboxes),
         *message_functions(messages),
         *export_functions(exporter),

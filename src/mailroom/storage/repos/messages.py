@@ -613,4 +613,3 @@ def chunks_of(conn: Connection, message_id: str) -> list[ChunkRow]:
     """Every chunk of a message, in order (a MESH payload read whole by the JSON API)."""
     stmt = select(*_CHUNK_COLUMNS_OUT).where(chunks.c.message_id == message_id).order_by(chunks.c.chunk_no)
     return [ChunkRow(row[0], row[1], row[2], row[3], row[4]) for row in conn.execute(stmt)]
-
