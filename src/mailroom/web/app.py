@@ -16,8 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mailroom import __version__
 from mailroom.container import Container, build_container
 from mailroom.settings import Settings, load_settings
-from mailroom.web import errors, health, hot_routes, sandbox, uploads
-from mailroom.web import messaging
+from mailroom.web import errors, health, hot_routes, messaging, sandbox, uploads
 from mailroom.web.admin import routes as admin_routes
 from mailroom.web.wire import handshake, inbox, lookup, openapi, outbox
 
