@@ -214,5 +214,5 @@ def build_container(
         jobs=jobs,
         admin_users=admin_users,
         admin=AdminApi(registry, jobs, db, clock),
-        messaging=MessagingService(settings, db, store, clock, mailbox_cache, ReceiptSigner()),
+        messaging=MessagingService(settings, db, store, clock, mailbox_cache, ReceiptSigner(settings, db, clock)),
     )

@@ -184,6 +184,17 @@ class Settings:
     )
     max_recipients: int = _help("Most recipients one JSON API message may have.", default=500)
     max_attachments: int = _help("Most attachments one JSON API message may have.", default=100)
+    receipt_key_file: str = _help(
+        "PEM file of the private key (RSA or EC) that signs delivery receipts. Empty (with "
+        "`receipt_cert_file` empty): an RSA 2048 key and a self-signed certificate made once and "
+        "kept in the database, shared by every server process.",
+        default="",
+    )
+    receipt_cert_file: str = _help(
+        "PEM file of the certificate that goes with `receipt_key_file` (what senders verify "
+        "receipts against).",
+        default="",
+    )
     receipt_timeout: timedelta = _help(
         "A sent message none of whose recipients has retrieved it within this time is listed in "
         "`/message/outbox/incomplete` (MFT Gateway: sent, but no receipt before the timeout).",
@@ -263,6 +274,26 @@ class Settings:
     max_chunks: int = _help(
         "Largest number of chunks a message may declare in `Mex-Chunk-Range` (at most 999999).",
         default=10_000,
+    )
+    multipart_max_parts: int = _help(
+        "Most parts a `multipart/form-data` upload of the JSON messaging API may have (files and "
+        "fields together); more gives 413.",
+        default=100,
+    )
+    multipart_max_part_bytes: int = _help(
+        "Largest part (one attachment) of a `multipart/form-data` upload, in bytes; larger gives "
+        "413. 0: `max_message_bytes`.",
+        default=0,
+    )
+    multipart_max_header_bytes: int = _help(
+        "Largest header block of one part of a `multipart/form-data` upload (its "
+        "`Content-Disposition`, `Content-Type` and any other lines), in bytes; larger gives 413.",
+        default=16 * 1024,
+    )
+    multipart_max_total_bytes: int = _help(
+        "Largest `multipart/form-data` upload body, every part and boundary counted, in bytes; "
+        "larger gives 413. 0: `max_message_bytes`.",
+        default=0,
     )
     header_limits: Mapping[str, int] = _help(
         "Maximum lengths of request headers, as `name=length,...` overriding the spec's table.",
@@ -492,10 +523,20 @@ def _validate_jobs(settings: Settings) -> None:
         raise SettingsError("job_lease must be at least 3s and job_poll_interval more than 0")
 
 
+def _validate_multipart(settings: Settings) -> None:
+    if settings.multipart_max_parts < 1:
+        raise SettingsError("multipart_max_parts must be at least 1")
+    if settings.multipart_max_header_bytes < 256:
+        raise SettingsError("multipart_max_header_bytes must be at least 256")
+    if settings.multipart_max_part_bytes < 0 or settings.multipart_max_total_bytes < 0:
+        raise SettingsError("multipart_max_part_bytes and multipart_max_total_bytes must be 0 or more")
+
+
 def _validate(settings: Settings) -> None:
     if settings.max_chunk_bytes <= 0 or settings.max_message_bytes <= 0 or settings.max_chunks <= 0:
         raise SettingsError("size and count limits must be positive")
     _validate_jobs(settings)
+    _validate_multipart(settings)
     if settings.max_concurrent_uploads < 1:
         raise SettingsError("max_concurrent_uploads must be at least 1")
     if settings.max_uploads_per_mailbox < 0:

@@ -3,9 +3,13 @@ stored once, crossing to and from the MESH face, read flags, links, idempotency 
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
+import hashlib
 import os
+import shutil
+import subprocess
 from datetime import timedelta
 from typing import Any
 
@@ -317,3 +321,47 @@ def test_filters_and_paging_of_the_inbox(container, clock):
     assert run(container.messaging.inbox, BOB, ListQuery(partner="BARRY")).total == 0
     assert run(container.messaging.inbox, BOB, ListQuery(station="ALICE")).total == 0
     assert run(container.messaging.inbox, BOB, ListQuery(message_id=ids[2].lower())).total == 1
+
+
+def verify_with_openssl(entity: bytes, tmp_path, name="receipt.eml") -> subprocess.CompletedProcess[bytes]:
+    path = tmp_path / name
+    path.write_bytes(entity)
+    return subprocess.run(
+        ["openssl", "smime", "-verify", "-noverify", "-in", str(path)], capture_output=True, check=False
+    )
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_a_delivered_message_has_a_signed_receipt_both_sides_can_fetch(container, tmp_path):
+    attachment = stage(container)
+    sent = submit(container, attachments=[attachment])
+    with pytest.raises(NotFound):  # not retrieved yet: no receipt
+        run(container.messaging.receipt_link, ALICE, sent.envelope_id, incoming=False)
+    run(container.messaging.received, BOB, sent.message_ids[0], mark_read=True)
+
+    link = run(container.messaging.receipt_link, ALICE, sent.envelope_id, incoming=False)
+    found, body = open_link(container, link)
+    assert found.content_type.startswith('multipart/signed; protocol="application/pkcs7-signature"')
+    entity = f"Content-Type: {found.content_type}\r\n\r\n".encode() + body
+    checked = verify_with_openssl(entity, tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    report = checked.stdout.decode()
+    assert f"Original-Message-ID: <{sent.message_ids[0]}>" in report
+    assert "Disposition: automatic-action/MDN-sent-automatically; processed" in report
+    mic = base64.b64encode(hashlib.sha256(BIG).digest()).decode()
+    assert f"Received-Content-MIC: {mic}, sha-256" in report
+
+    again = run(container.messaging.receipt_link, BOB, sent.message_ids[0], incoming=True)
+    assert open_link(container, again)[1] == body  # signed once, the same document for both
+
+    forged = entity.replace(b"processed", b"processeD")
+    assert verify_with_openssl(forged, tmp_path, "forged.eml").returncode != 0
+
+
+def test_every_server_process_signs_receipts_with_the_same_key(container, settings, fresh_container):
+    other = fresh_container(settings)
+    try:
+        first = container.messaging._receipts.certificate()
+        assert other.messaging._receipts.certificate() == first
+    finally:
+        other.close()

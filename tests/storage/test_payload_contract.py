@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from mailroom.ids import new_message_id
@@ -232,3 +233,42 @@ def test_an_upload_cut_off_by_a_crash_is_removed_once_stale(backend):
     time.sleep(0.01)  # the filesystem compares modification times
     assert store.remove_stale_uploads(timedelta(0)) == 1
     assert backend.open_uploads() == 0
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (0, None),
+        (0, 10),
+        (5, 3 * 1024 * 1024 + 7),
+        (3 * 1024 * 1024, None),
+        (100, 100),
+        (4 * 1024 * 1024, None),
+    ],
+)
+def test_open_range_streams_the_bytes_asked_for(store, start, end):
+    data = os.urandom(3 * 1024 * 1024 + 77)  # more than one read piece
+    key = chunk_key(message_id(), 1)
+    store.put(key, [data])
+    assert b"".join(store.open_range(key, start, end)) == data[start:end]
+
+
+def test_open_range_of_a_missing_payload(store):
+    with pytest.raises(PayloadMissing):
+        b"".join(store.open_range(chunk_key(message_id(), 1), 0, 10))
+
+
+def test_a_presigned_url_downloads_the_object_named_or_none_is_offered(store):
+    key = chunk_key(message_id(), 1)
+    store.put(key, [b"presigned bytes"])
+    url = store.presign_get(key, expires_in=60, file_name='résumé "1".pdf', content_type="application/pdf")
+    if isinstance(store, FilesystemPayloadStore):
+        assert url is None
+        return
+    assert url is not None
+    assert "X-Amz-Expires=60" in url or "Expires=" in url
+    response = httpx.get(url)
+    assert response.status_code == 200
+    assert response.content == b"presigned bytes"
+    assert response.headers["content-type"] == "application/pdf"
+    assert "filename*=UTF-8''r%C3%A9sum%C3%A9%20%221%22.pdf" in response.headers["content-disposition"]

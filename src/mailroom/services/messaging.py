@@ -55,7 +55,7 @@ from mailroom.services import envelope_payloads
 from mailroom.services.api_tokens import ApiPrincipal
 from mailroom.services.mailbox_cache import MailboxCache
 from mailroom.services.message_views import Opener, ViewBuilder
-from mailroom.services.receipts import ReceiptSigner
+from mailroom.services.receipts import ReceiptFacts, ReceiptSigner, ReceivedFile, split_entity
 from mailroom.services.sending import LimitExceeded, limited, party
 from mailroom.settings import Settings
 from mailroom.storage.db import Database
@@ -503,15 +503,40 @@ class MessagingService:
         return Link(f"{delivery_id}.mdn", token, None)
 
     def _ensure_receipt(self, delivery_id: str) -> None:
+        """Sign the delivery's receipt the first time it is asked for, and keep it."""
         with self._db.read() as conn:
             if envelopes.receipt(conn, delivery_id) is not None:
                 return
             view = self._views.received(conn, [delivery_id], any_status=True)[0]
             delivery = envelopes.delivery(conn, delivery_id)
+            files = [self._received_file(conn, view.message_id, item) for item in view.attachments]
         delivered = (delivery.delivered_at if delivery else None) or view.deliveries[0].status_at
-        document = self._receipts.build_receipt(view, delivered)
+        body = hashlib.sha256(view.body.encode()).hexdigest() if view.body else None
+        facts = ReceiptFacts(
+            message_id=view.message_id,
+            sender_id=view.sender_id,
+            recipient_id=view.recipient_ids[0],
+            subject=view.subject,
+            delivered_at=delivered,
+            body_sha256=body,
+            files=files,
+        )
+        document = self._receipts.build_receipt(facts)
         with self._db.write() as conn:
             envelopes.store_receipt(conn, delivery_id, document)
+
+    def _received_file(self, conn: Connection, holder: str, item: AttachmentInfo) -> ReceivedFile:
+        """An attachment's size and SHA-256; a MESH payload's digest is computed by reading it."""
+        if item.sha256:
+            return ReceivedFile(item.name, item.size, item.sha256)
+        claims = {"m": holder, "a": item.attachment_id, "o": ""}
+        message = messages.get(conn, holder)
+        claims["o"] = message.recipient.mailbox_id if message else ""
+        _name, _type, size, opener = self._views.attachment_opener(conn, self._payloads, claims)
+        digest = hashlib.sha256()
+        for piece in opener(0, size):
+            digest.update(piece)
+        return ReceivedFile(item.name, size, digest.hexdigest())
 
     def open_link(self, token: str, byte_range: tuple[int | None, int | None] | None = None) -> FileBytes:
         """What a signed link names (blocking reads; iterate in a thread). ``byte_range`` is a
@@ -521,14 +546,11 @@ class MessagingService:
         opener: Opener
         with self._db.read() as conn:
             if claims.get("k") == "r":
-                document = envelopes.receipt(conn, claims.get("m", ""))
-                if document is None:
+                stored = envelopes.receipt(conn, claims.get("m", ""))
+                if stored is None:
                     raise LinkRefused()
-                name, content_type, size = (
-                    f"{claims['m']}.mdn",
-                    self._receipts.content_type(document),
-                    len(document),
-                )
+                content_type, document = split_entity(stored)
+                name, size = f"{claims['m']}.mdn", len(document)
                 opener = _bytes_opener(document)
             else:
                 name, content_type, size, opener = self._views.attachment_opener(conn, self._payloads, claims)

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
+from urllib.parse import quote
 
 from mailroom.ids import is_generated_id
 
@@ -38,6 +39,12 @@ def chunk_key(message_id: str, chunk_no: int) -> str:
     return f"{message_id}/{chunk_no}-{secrets.token_hex(8)}"
 
 
+def content_disposition(file_name: str) -> str:
+    """``attachment`` with the name as RFC 6266 says: an ASCII fallback and the UTF-8 form."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in file_name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe='')}"
+
+
 def check_key(key: str) -> str:
     if not _KEY.match(key):
         raise InvalidKey(f"refusing payload key {key!r}")
@@ -56,6 +63,16 @@ class PayloadStore(Protocol):
 
     def open(self, key: str) -> Iterator[bytes]:
         """Stream the payload in pieces; raises PayloadMissing."""
+        ...
+
+    def open_range(self, key: str, start: int, end: int | None) -> Iterator[bytes]:
+        """Stream bytes ``[start, end)`` of the payload (``end`` None: to its end); raises
+        PayloadMissing."""
+        ...
+
+    def presign_get(self, key: str, *, expires_in: int, file_name: str, content_type: str) -> str | None:
+        """A URL that downloads the payload without Mailroom, for ``expires_in`` seconds, named
+        ``file_name``; None for a store that cannot make one (Mailroom then serves the bytes)."""
         ...
 
     def delete(self, key: str) -> None:

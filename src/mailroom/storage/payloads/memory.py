@@ -30,6 +30,16 @@ class MemoryPayloadStore:
             raise PayloadMissing(key)
         return iter((body,))
 
+    def open_range(self, key: str, start: int, end: int | None) -> Iterator[bytes]:
+        with self._lock:
+            body = self._data.get(check_key(key))
+        if body is None:
+            raise PayloadMissing(key)
+        return iter((body[start:end],))
+
+    def presign_get(self, key: str, *, expires_in: int, file_name: str, content_type: str) -> str | None:
+        return None
+
     def delete(self, key: str) -> None:
         with self._lock:
             self._data.pop(check_key(key), None)

@@ -23,7 +23,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mailroom.ids import is_generated_id
 from mailroom.settings import S3_MIN_PART_SIZE, Settings
-from mailroom.storage.payloads.base import InvalidKey, PayloadMissing, StoredPayload, check_key
+from mailroom.storage.payloads.base import (
+    InvalidKey,
+    PayloadMissing,
+    StoredPayload,
+    check_key,
+    content_disposition,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -121,6 +127,31 @@ class S3PayloadStore:
                 raise PayloadMissing(key) from None
             raise
         return _stream(response["Body"])
+
+    def open_range(self, key: str, start: int, end: int | None) -> Iterator[bytes]:
+        if end is not None and end <= start:
+            return iter(())
+        wanted = f"bytes={start}-{'' if end is None else end - 1}"
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._object_key(key), Range=wanted)
+        except ClientError as exc:
+            if _code(exc) in _MISSING:
+                raise PayloadMissing(key) from None
+            if _code(exc) == "InvalidRange":  # at or past the end: nothing there
+                return iter(())
+            raise
+        return _stream(response["Body"])
+
+    def presign_get(self, key: str, *, expires_in: int, file_name: str, content_type: str) -> str | None:
+        """A presigned GET of the object, named and typed for the browser that follows it."""
+        params = {
+            "Bucket": self.bucket,
+            "Key": self._object_key(key),
+            "ResponseContentDisposition": content_disposition(file_name),
+            "ResponseContentType": content_type,
+        }
+        url: str = self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
+        return url
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._object_key(key))
