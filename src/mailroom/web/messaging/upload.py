@@ -8,16 +8,13 @@ so memory stays a few pieces whatever the size. Attachments staged before a late
 refused are left unused, and removed after ``staged_attachment_retention``.
 
 The multipart parser is ``web.messaging.multipart`` (``read_parts``); ``_form_files`` is the one
-place that knows its shape.
+place that knows its parts' shape, and ``file_name_ok`` its rule for client file names.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
 
 from starlette.requests import Request
 
@@ -27,6 +24,8 @@ from mailroom.services.api_tokens import ApiPrincipal
 from mailroom.services.messaging import MessagingService
 from mailroom.settings import Settings
 from mailroom.web import uploads
+from mailroom.web.messaging import multipart
+from mailroom.web.messaging.multipart import file_name_ok, is_form_data
 
 DEFAULT_NAME = "attachment.dat"
 DEFAULT_TYPE = "application/octet-stream"
@@ -41,38 +40,10 @@ class FileSource:
     pieces: Iterator[bytes]
 
 
-def _parser() -> ModuleType | None:
-    try:
-        return importlib.import_module("mailroom.web.messaging.multipart")
-    except ModuleNotFoundError:
-        return None
-
-
-def file_name_ok(name: str) -> str:
-    """A client's file name fit to keep (metadata only, never a path): the parser's rule."""
-    parser = _parser()
-    if parser is None:  # the parser's module not in this build: its rule's core
-        base = name.replace("\\", "/").rsplit("/", 1)[-1]
-        if not base.strip(" .") or len(base) > 255 or not base.isprintable():
-            raise errors.ValidationFailed("header", "file name", "not a file name this server keeps")
-        return base
-    checked: str = parser.file_name_ok(name)
-    return checked
-
-
-def is_form_data(content_type: str | None) -> bool:
-    media = (content_type or "").split(";")[0].strip().lower()
-    return media == "multipart/form-data"
-
-
 def _form_files(content_type: str, body: Iterable[bytes], settings: Settings) -> Iterator[FileSource]:
     """The file parts of a form body, in order; plain fields are read past."""
-    parser = _parser()
-    if parser is None:
-        raise errors.ValidationFailed("header", "Content-Type", "multipart/form-data is not supported here")
-    limits = parser.MultipartLimits.from_settings(settings)
-    part: Any
-    for part in parser.read_parts(parser.boundary_of(content_type), body, limits):
+    limits = multipart.MultipartLimits.from_settings(settings)
+    for part in multipart.read_parts(multipart.boundary_of(content_type), body, limits):
         if part.filename is None:
             part.skip()
             continue
