@@ -25,6 +25,7 @@ PAGES = (
     "cli",
     "admin-api",
     "mesh-compatibility",
+    "json-api",
     "deployment",
     "operations",
     "codebase-map",
@@ -151,14 +152,20 @@ def test_routes_are_found(routes: list[tuple[str, str]]) -> None:
     assert len(routes) > 30
 
 
+#: The pages that list routes, one a line (method and path): the MESH face's and the JSON faces'.
+ROUTE_PAGES = ("mesh-compatibility", "json-api")
+
+
 def test_every_route_is_documented(routes: list[tuple[str, str]]) -> None:
-    lines = _read("mesh-compatibility").splitlines()
+    lines = [line for page in ROUTE_PAGES for line in _read(page).splitlines()]
     missing = [
         f"{method} {path}"
         for method, path in routes
         if not any(f"`{path}`" in line and re.search(rf"\b{method}\b", line) for line in lines)
     ]
-    assert not missing, f"add to docs/mesh-compatibility.md (method and path on one line): {missing}"
+    assert not missing, (
+        f"add to docs/mesh-compatibility.md or docs/json-api.md (method and path on one line): {missing}"
+    )
 
 
 # -- links ---------------------------------------------------------------------------------------

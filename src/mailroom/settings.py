@@ -164,6 +164,11 @@ class Settings:
         "How long entries of the administration API's audit log are kept.", default=timedelta(days=365)
     )
     # -- the JSON messaging API (docs/json-api.md) --
+    json_api: bool = _help(
+        "Serve the JSON messaging API (MFT Gateway's `/authorize`, `/message/...` and `/files/...`, "
+        "D4Science's `/2/...`) beside the MESH API.",
+        default=True,
+    )
     link_lifetime: timedelta = _help(
         "How long an attachment or receipt link of the JSON messaging API works without a token "
         "(signed by Mailroom, or presigned by the S3 bucket).",

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mailroom import __version__
 from mailroom.container import Container, build_container
 from mailroom.settings import Settings, load_settings
-from mailroom.web import errors, health, hot_routes, sandbox, uploads
+from mailroom.web import errors, health, hot_routes, messaging, sandbox, uploads
 from mailroom.web.admin import routes as admin_routes
 from mailroom.web.wire import handshake, inbox, lookup, openapi, outbox
 
@@ -151,5 +151,6 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
     app.include_router(handshake.router)
     app.include_router(outbox.router)
     app.include_router(inbox.router)
+    messaging.install(app, settings)  # the JSON faces (with json_api) and /docs
     openapi.install(app)
     return app
