@@ -17,14 +17,13 @@ from mailroom.container import Container
 from mailroom.settings import Settings
 from mailroom.web.app import create_app
 
-from ._json_api import ensure_tokens, login
+from ._json_api import login
 
 BIG = os.urandom(300_000)
 
 
 @pytest.fixture
 def api(settings: Settings, container: Container) -> Iterator[TestClient]:
-    ensure_tokens(container)
     with TestClient(create_app(settings, container)) as test_client:
         yield test_client
 

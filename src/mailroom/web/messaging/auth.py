@@ -7,12 +7,12 @@ runs on the event loop with no thread hop.
 
 from __future__ import annotations
 
-from typing import Annotated, Protocol, cast
+from typing import Annotated
 
 from fastapi import Depends, Request
 
 from mailroom import errors
-from mailroom.services.api_tokens import ApiPrincipal, TokenPair
+from mailroom.services.api_tokens import ApiPrincipal, ApiTokenService
 from mailroom.services.messaging import MessagingService
 from mailroom.web.deps import get_container
 
@@ -20,24 +20,8 @@ from mailroom.web.deps import get_container
 MAX_TOKEN = 4096
 
 
-class TokenService(Protocol):
-    """What the faces use of ``Container.api_tokens`` (``services.api_tokens``)."""
-
-    def authorize_password(self, mailbox_id: str, password: str, client: str | None = None) -> TokenPair: ...
-
-    def authorize_key(self, key_id: str, secret: str, client: str | None = None) -> TokenPair: ...
-
-    def refresh(self, username: str, refresh_token: str) -> TokenPair: ...
-
-    def verify(self, access_token: str) -> ApiPrincipal: ...
-
-
-def token_service(request: Request) -> TokenService:
-    """The container's token service (named here once, so the faces depend on its shape only)."""
-    found = getattr(get_container(request), "api_tokens", None)
-    if found is None:
-        raise errors.AuthenticationFailed(reason="no token service in this build")
-    return cast(TokenService, found)
+def token_service(request: Request) -> ApiTokenService:
+    return get_container(request).api_tokens
 
 
 def messaging(request: Request) -> MessagingService:

@@ -7,6 +7,7 @@ The pair is answered under both generations of MFT Gateway's names (``api_token`
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -59,7 +60,7 @@ async def authorize(request: Request) -> dict[str, Any]:
         if not wanted.tokenID or not wanted.tokenSecret:
             raise errors.ValidationFailed("body", "tokenSecret", "tokenID and tokenSecret go together")
         pair = await run_in_threadpool(
-            tokens.authorize_key, wanted.tokenID, wanted.tokenSecret, peer_of(request)
+            partial(tokens.authorize_key, wanted.tokenID, wanted.tokenSecret, client=peer_of(request))
         )
         return pair_body(pair)
     if not wanted.username or not wanted.password:
@@ -67,7 +68,7 @@ async def authorize(request: Request) -> dict[str, Any]:
             "body", "username", "username and password (or tokenID and tokenSecret)"
         )
     pair = await run_in_threadpool(
-        tokens.authorize_password, wanted.username, wanted.password, peer_of(request)
+        partial(tokens.authorize_password, wanted.username, wanted.password, client=peer_of(request))
     )
     return pair_body(pair)
 
