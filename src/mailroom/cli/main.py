@@ -19,7 +19,7 @@ from mailroom.cli.admin import admin as admin_commands
 from mailroom.cli.client import client as client_commands
 from mailroom.cli.common import data_dir_option, settings_from
 from mailroom.cli.mailbox import mailbox, workflow
-from mailroom.cli.token import token
+from mailroom.cli.token import receipt_certificate, token
 from mailroom.container import build_container, where_things_are
 from mailroom.settings import ENV_PREFIX, MAX_WORKERS, HttpLayer, Settings, SettingsError
 
@@ -301,6 +301,7 @@ def db_migrate_data(source_dir: Path, data_dir: Path | None) -> None:
 
 
 cli.add_command(client_commands)
+cli.add_command(receipt_certificate)
 cli.add_command(admin_commands)
 cli.add_command(mailbox)
 cli.add_command(workflow)

@@ -93,3 +93,15 @@ def token_revoke(key_id: str, data_dir: Path | None) -> None:
     with errors_as_usage():
         open_container(data_dir).api_tokens.revoke_key(key_id)
     click.echo(f"revoked API key {key_id}")
+
+
+@click.command("receipt-certificate")
+@data_dir_option
+def receipt_certificate(data_dir: Path | None) -> None:
+    """Print the certificate that signs delivery receipts (PEM), for senders to verify them
+    with (`openssl smime -verify -in receipt.eml -CAfile cert.pem`). Made now if there is none."""
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    with errors_as_usage():
+        certificate = open_container(data_dir).messaging.receipt_certificate()
+    click.echo(certificate.public_bytes(Encoding.PEM).decode(), nl=False)

@@ -18,6 +18,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 import anyio.to_thread
+from cryptography import x509
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -446,6 +447,10 @@ class MessagingService:
         return str(await self._writing(work))
 
     # -- files --------------------------------------------------------------------------------
+    def receipt_certificate(self) -> x509.Certificate:
+        """The certificate receipts are signed with (what a sender verifies them against)."""
+        return self._receipts.certificate()
+
     def _link_signer(self) -> LinkSigner:
         if self._signer is None:
             with self._db.write() as conn:
