@@ -89,6 +89,7 @@ async def receive_loop(target: Target, mailbox: str, expect: int, size: int, tal
             ids = [record["as2MessageId"] for record in json.loads(page.body)["messages"]]
             if not ids:
                 return
+            page_done = 0
             for message_id in ids:
                 got = await _timed(tally, conn.json("GET", f"/message/inbox/{message_id}"))
                 if got.status != 200 or len(json.loads(got.body).get("body", "")) != size:
@@ -99,6 +100,9 @@ async def receive_loop(target: Target, mailbox: str, expect: int, size: int, tal
                     tally.errors.append(f"delete {deleted.status} {deleted.body[:200]!r}")
                     continue
                 tally.messages += 1
+                page_done += 1
+            if not page_done:  # a whole page failed: stop rather than list it again forever
+                return
     finally:
         await conn.close()
 

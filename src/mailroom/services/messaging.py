@@ -427,8 +427,7 @@ class MessagingService:
             for message_id in dict.fromkeys(wanted):
                 if messages.recipient_for_update(tx, message_id) != principal.mailbox_id:
                     continue
-                messages.acknowledge(tx, message_id, now)
-                envelopes.retrieved_in(tx, message_id, now, read=False)
+                messages.acknowledge(tx, message_id, now)  # delivered from then: acknowledged_at
                 deleted.append(message_id)
             return deleted
 

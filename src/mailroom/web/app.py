@@ -30,6 +30,11 @@ class MailroomApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = hot_routes.match(scope) if scope["type"] == "http" else None
         if found is None:
+            if scope["type"] == "http" and scope["path"].startswith(messaging.PREFIXES):
+                json_app = getattr(self.state, "json_app", None)
+                if json_app is not None:
+                    await json_app(scope, receive, send)
+                    return
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self

@@ -55,6 +55,7 @@ def mft_record(view: MessageView) -> dict[str, Any]:
         "senderAS2Id": view.sender_id,
         "receiverAS2Id": ",".join(recipients),
         "subject": view.subject,
+        "body": view.body,  # Mailroom's: MFT Gateway's messages have none
         "timestamp": millis(view.created_at),
         "msgStatus": message_status(view),
         "deliveryStatus": delivery_status(view),
