@@ -2,14 +2,17 @@
 scheme) or as ``Bearer <token>`` (D4Science), on either face; verified by the token service.
 
 Verifying is cheap and local (a signature and an expiry, no database query), so the dependency
-runs on the event loop with no thread hop.
+runs on the event loop with no thread hop. The header is read through an ``APIKeyHeader``
+security scheme (never refusing by itself: ``token_of`` does), so the OpenAPI document says
+which routes want it, Swagger UI's "Authorize" sends it, and schema-based fuzzing generates it.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
 
 from mailroom import errors
 from mailroom.services.api_tokens import ApiPrincipal, ApiTokenService
@@ -45,8 +48,19 @@ def token_of(header: str | None) -> str:
     return value
 
 
-async def api_principal(request: Request) -> ApiPrincipal:
-    token = token_of(request.headers.get("authorization"))
+#: ``Authorization``: the access token of ``POST /authorize``, bare or as ``Bearer <token>``.
+AUTHORIZATION = APIKeyHeader(
+    name="Authorization",
+    scheme_name="apiToken",
+    description="The apiToken of POST /authorize or /refresh-session, bare or as `Bearer <token>`.",
+    auto_error=False,
+)
+
+
+async def api_principal(
+    request: Request, authorization: Annotated[str | None, Security(AUTHORIZATION)]
+) -> ApiPrincipal:
+    token = token_of(authorization)
     return token_service(request).verify(token)
 
 

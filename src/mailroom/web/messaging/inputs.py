@@ -89,8 +89,25 @@ def _json_fields(raw: bytes) -> dict[str, str]:
 
 
 def openapi_body(model: type[BaseModel], media: str = "application/json") -> dict[str, Any]:
-    """``openapi_extra`` describing a body a handler reads itself."""
-    return {"requestBody": {"required": True, "content": {media: {"schema": model.model_json_schema()}}}}
+    """``openapi_extra`` describing a body a handler reads itself.
+
+    pydantic puts nested models in ``$defs`` with ``#/$defs/...`` references, which would point
+    into the OpenAPI document's root, where there is no ``$defs``: they are inlined (the
+    models are small and not recursive), so clients, Swagger UI and fuzzers can resolve them."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+    return {"requestBody": {"required": True, "content": {media: {"schema": _inlined(schema, defs)}}}}
+
+
+def _inlined(node: Any, defs: dict[str, Any]) -> Any:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            return _inlined(defs[ref.removeprefix("#/$defs/")], defs)
+        return {key: _inlined(value, defs) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inlined(item, defs) for item in node]
+    return node
 
 
 # -- query values ---------------------------------------------------------------------------------
