@@ -3,7 +3,8 @@ D4Science's (``d4science``), over ``services.messaging``; and ``/docs`` (``docs`
 
 ``install(app, settings)`` adds them to the app (the JSON routes only with ``json_api``). Each
 face renders the one error tree in its own shape through its routers' route class
-(``errors``), leaving the MESH face's handlers as they are.
+(``errors``), leaving the MESH face's handlers as they are; a path under a face's prefix that
+no route serves is that face's 404 (``fallback``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from mailroom.settings import Settings
-from mailroom.web.messaging import d4science, docs, files, mft, tokens
+from mailroom.web.messaging import d4science, docs, fallback, files, mft, tokens
 
 
 def install(app: FastAPI, settings: Settings) -> None:
@@ -20,3 +21,5 @@ def install(app: FastAPI, settings: Settings) -> None:
         return
     for router in (tokens.router, mft.router, files.router, d4science.router):
         app.include_router(router)
+    app.include_router(fallback.mft)  # after every real route: the rest under the faces' prefixes
+    app.include_router(fallback.d4science)
