@@ -199,12 +199,7 @@ class MessagingService:
         """Write one message: its envelope, a delivery per recipient and its attachment links,
         in one transaction (all visible or none). Unknown recipients are skipped and named;
         with none left, ``ValidationFailed``."""
-        _writer(principal)
-        self._check_compose(compose)
-        sender = self._mailboxes.get(principal.mailbox_id)
-        if sender is None or not sender.active:
-            raise AuthenticationFailed(reason=f"mailbox {principal.mailbox_id} is gone or disabled")
-        recipients, skipped = self._recipients(compose.recipients)
+        sender, recipients, skipped = self._check_parties(principal, compose)
         parts = await self._attachments(principal, compose.attachment_ids)
         if not compose.body and not parts:
             raise ValidationFailed("body", "body", "A message needs a body or at least one attachment")
@@ -243,6 +238,22 @@ class MessagingService:
         if replayed is not None:
             return replayed
         return Submitted(envelope.envelope_id, [d.message_id for d in deliveries], skipped, replayed=False)
+
+    def check_submit(self, principal: ApiPrincipal, compose: Compose) -> None:
+        """Refuse now what ``submit`` would refuse for its sender, recipients or limits, so a
+        face can check before it stores a body's attachments (a refused submit then leaves no
+        staged attachment behind). ``submit`` checks again."""
+        self._check_parties(principal, compose)
+
+    def _check_parties(self, principal: ApiPrincipal, compose: Compose) -> tuple[Any, list[Any], list[str]]:
+        """(sender, recipients, skipped recipient names), or the error ``submit`` refuses with."""
+        _writer(principal)
+        self._check_compose(compose)
+        sender = self._mailboxes.get(principal.mailbox_id)
+        if sender is None or not sender.active:
+            raise AuthenticationFailed(reason=f"mailbox {principal.mailbox_id} is gone or disabled")
+        recipients, skipped = self._recipients(compose.recipients)
+        return sender, recipients, skipped
 
     def _check_compose(self, compose: Compose) -> None:
         settings = self._settings

@@ -3,7 +3,8 @@ D4Science's (``d4science``), over ``services.messaging``; and ``/docs`` (``docs`
 
 ``install(app, settings)`` adds them to the app (the JSON routes only with ``json_api``). Each
 face renders the one error tree in its own shape through its routers' route class
-(``errors``), leaving the MESH face's handlers as they are.
+(``errors``), leaving the MESH face's handlers as they are; a path under a face's prefix that
+no route serves is that face's 404 (``fallback``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from fastapi import FastAPI
 
 from mailroom.settings import Settings
 from mailroom.web import errors as app_errors
-from mailroom.web.messaging import d4science, docs, files, mft, tokens
+from mailroom.web.messaging import d4science, docs, fallback, files, mft, tokens
 
 #: The paths the JSON faces serve: ``MailroomApp`` hands these straight to ``json_app``.
 PREFIXES = ("/message/", "/2/", "/files/", "/authorize", "/refresh-session")
@@ -32,4 +33,6 @@ def install(app: FastAPI, settings: Settings) -> None:
     for router in (tokens.router, mft.router, files.router, d4science.router):
         app.include_router(router)
         served.include_router(router)
+    for router in (fallback.mft, fallback.d4science):  # after every real route: the rest of the prefixes
+        served.include_router(router)  # (only where the faces are served: never a MESH path's)
     app.state.json_app = served

@@ -6,6 +6,7 @@ decoded before routing). Lists answer records with a ``total`` (``records.mft_re
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request
@@ -102,15 +103,17 @@ async def submit(
     recipients = recipients_of(as2_to)
     submitted = await service.replay(principal, idempotency_key) if idempotency_key else None
     if submitted is None:
-        staged = await stage_body(request, service, principal, name=attachment_name, most=10_000)
         compose = Compose(
             recipients=recipients,
             subject=subject,
             body="",
-            attachment_ids=[a.attachment_id for a in staged],
+            attachment_ids=[],
             idempotency_key=idempotency_key or None,
             face=Face.MFT,
         )
+        service.check_submit(principal, compose)  # before a byte is stored: a refusal leaves none
+        staged = await stage_body(request, service, principal, name=attachment_name, most=10_000)
+        compose = replace(compose, attachment_ids=[a.attachment_id for a in staged])
         submitted = await service.submit(principal, compose)
     envelope_id = submitted.envelope_id
     return JSONResponse(
