@@ -184,7 +184,12 @@ def test_an_idempotency_key_answers_a_retry_with_the_first_message(container):
     again = submit(container, body="once", key="retry-1")
     assert again.replayed
     assert again.envelope_id == first.envelope_id
-    assert run(container.messaging.replay, ALICE, "retry-1").envelope_id == first.envelope_id
+    replay = container.messaging.replay
+    assert run(replay, ALICE, "retry-1", ["bob"], "Results").envelope_id == first.envelope_id
+    assert run(replay, ALICE, "retry-2", ["BOB"], "Results") is None
+    for recipients, subject in ((["BARRY"], "Results"), (["BOB", "BARRY"], "Results"), (["BOB"], "Other")):
+        with pytest.raises(Conflict):  # what a retry says before its body must match the first
+            run(replay, ALICE, "retry-1", recipients, subject)
     assert mesh_inbox(container, "BOB") == first.message_ids
     with pytest.raises(Conflict):
         submit(container, body="something else", key="retry-1")

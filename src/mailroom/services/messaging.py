@@ -186,14 +186,38 @@ class MessagingService:
             raise PayloadTooLarge(f"An attachment is larger than {limit} bytes") from None
         return key, stored.size, stored.sha256, None
 
-    async def replay(self, principal: ApiPrincipal, idempotency_key: str) -> Submitted | None:
-        """The earlier submit with this key, if there is one (checked before a body is read)."""
-        found = await self._db.read_async(
-            partial(envelopes.by_idempotency_key, sender_id=principal.mailbox_id, key=idempotency_key)
-        )
-        if found is None:
+    async def replay(
+        self, principal: ApiPrincipal, idempotency_key: str, recipients: list[str], subject: str
+    ) -> Submitted | None:
+        """The earlier submit with this key, if there is one (checked before a body is read).
+
+        What a retry says before its body must be what the first submit said: other recipients
+        or another subject is ``Conflict``, as the submit's own digest check would say. Other
+        attachment bytes cannot be told apart without reading them, which a retry is spared."""
+
+        def work(conn: Connection) -> tuple[tuple[str, str, list[str]], str, set[str]] | None:
+            found = envelopes.by_idempotency_key(conn, principal.mailbox_id, idempotency_key)
+            if found is None:
+                return None
+            earlier = envelopes.envelope(conn, found[0])
+            delivered = {m.recipient.mailbox_id for m in map(partial(messages.get, conn), found[2]) if m}
+            return found, earlier.subject if earlier else "", delivered
+
+        answer = await self._in_thread(work)
+        if answer is None:
             return None
+        found, earlier_subject, delivered = answer
+        if earlier_subject != subject or delivered != self._known(recipients):
+            raise Conflict("This Idempotency-Key was used for a different message")
         return Submitted(found[0], found[2], [], replayed=True)
+
+    def _known(self, wanted: list[str]) -> set[str]:
+        """The mailbox ids of ``wanted`` that a submit would deliver to."""
+        try:
+            found, _skipped = self._recipients(wanted)
+        except ValidationFailed:
+            return set()
+        return {mailbox.mailbox_id for mailbox in found}
 
     async def submit(self, principal: ApiPrincipal, compose: Compose) -> Submitted:
         """Write one message: its envelope, a delivery per recipient and its attachment links,

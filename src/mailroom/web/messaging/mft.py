@@ -101,7 +101,9 @@ async def submit(
     if as2_from is not None and as2_from.strip().strip("<>").upper() != principal.mailbox_id.upper():
         raise errors.Forbidden("AS2-From must be the token's own mailbox")
     recipients = recipients_of(as2_to)
-    submitted = await service.replay(principal, idempotency_key) if idempotency_key else None
+    submitted = (
+        await service.replay(principal, idempotency_key, recipients, subject) if idempotency_key else None
+    )
     if submitted is None:
         compose = Compose(
             recipients=recipients,
