@@ -151,6 +151,8 @@ def test_arguments_come_as_a_form_or_as_a_json_object(api):
         ("GetMailboxes", {"data": {"colour": "blue"}}, 400, "no argument 'colour'"),
         ("GetMailboxes", {"data": {"limit": "ten"}}, 400, "must be a number"),
         ("GetMailboxes", {"data": {"limit": "100000"}}, 400, "between"),
+        ("GetMailboxes", {"data": {"offset": "1.5"}}, 400, "a whole number"),
+        ("GetMailboxes", {"json": {"limit": 2.5}}, 400, "a whole number"),
         ("SetMailboxEnabled", {"data": {"mailboxId": "ALICE", "enabled": "yes"}}, 400, "true or false"),
         (
             "GetMailboxes",

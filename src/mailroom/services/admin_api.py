@@ -47,6 +47,8 @@ class Arg:
     #: For numbers: the smallest and largest value accepted.
     minimum: float | None = None
     maximum: float | None = None
+    #: For numbers: only whole numbers (``10`` or ``10.0``, not ``1.5``).
+    whole: bool = True
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -207,6 +209,8 @@ def _number(arg: Arg, value: Any) -> int | float:
     number: int | float = value
     if isinstance(number, float) and number.is_integer():
         number = int(number)
+    if arg.whole and not isinstance(number, int):
+        raise _wrong(arg, "a whole number")
     if (arg.minimum is not None and number < arg.minimum) or (
         arg.maximum is not None and number > arg.maximum
     ):
