@@ -18,6 +18,7 @@ from mailroom.container import Container, build_container
 from mailroom.settings import Settings, load_settings
 from mailroom.web import errors, health, hot_routes, messaging, sandbox, uploads
 from mailroom.web.admin import routes as admin_routes
+from mailroom.web.messaging import hot as messaging_hot
 from mailroom.web.wire import handshake, inbox, lookup, openapi, outbox
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,8 @@ log = logging.getLogger(__name__)
 
 class MailroomApp(FastAPI):
     """FastAPI, with the hot MESH requests answered ahead of its routing (``web.hot_routes``):
-    the same endpoints and error handlers, without the per-request machinery."""
+    the same endpoints and error handlers, without the per-request machinery; the JSON faces'
+    paths handed to their own app, their hot requests likewise (``web.messaging.hot``)."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = hot_routes.match(scope) if scope["type"] == "http" else None
@@ -33,12 +35,22 @@ class MailroomApp(FastAPI):
             if scope["type"] == "http" and scope["path"].startswith(messaging.PREFIXES):
                 json_app = getattr(self.state, "json_app", None)
                 if json_app is not None:
-                    await json_app(scope, receive, send)
+                    await self._json(json_app, scope, receive, send)
                     return
             await super().__call__(scope, receive, send)
             return
         scope["app"] = self
         await hot_routes.serve(found, scope, receive, send)
+
+    async def _json(self, json_app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        """A JSON face's request: its hot ones answered here (``web.messaging.hot``), the rest
+        by the faces' own app."""
+        found = messaging_hot.match(scope)
+        if found is None:
+            await json_app(scope, receive, send)
+            return
+        scope["app"] = self
+        await messaging_hot.serve(found, scope, receive, send)
 
 
 #: What ``mailroom serve --workers N`` gives uvicorn: each worker process calls it to build its
