@@ -19,6 +19,9 @@ CHART = ROOT / "docs" / "img" / "performance.png"
 RESULTS = Path(__file__).resolve().parent / "results.json"
 NAMES = ("mailroom", "mesh-sandbox")
 FLOOR = "pipeline floor"
+#: Issue 16: the JSON API at this share of the MESH face's small-message rate, same server and run.
+JSON_SHARE = 0.7
+MIB = 1024 * 1024
 
 
 def workers_server(results: dict[str, Any]) -> str | None:
@@ -213,6 +216,7 @@ def verdicts(results: dict[str, Any]) -> list[str]:
         out.append(
             f"- Peak server memory under 150 MiB at any message size: **{status}** ({max(peaks)} MiB)."
         )
+    out += json_verdicts(results)
     deep = m.get("deep") or []
     if len(deep) >= 2:
         a, b = deep[0], deep[-1]
@@ -224,6 +228,87 @@ def verdicts(results: dict[str, Any]) -> list[str]:
             f"{b['first_page_ms_median']} ms at {b['depth']:,})."
         )
     return out
+
+
+def json_verdicts(results: dict[str, Any]) -> list[str]:
+    """Issue 16's targets: the JSON API's small-message rates at 70% or more of the MESH face's
+    on the same server in the same run, and a fan-out that writes the attachment's bytes once."""
+    m = results["servers"]["mailroom"]
+    if "json" not in m or "small" not in m:
+        return []
+    shares = {
+        p: m["json"][p]["per_second"] / max(m["small"][p]["per_second"], 0.001) for p in ("send", "receive")
+    }
+    status = "met" if min(shares.values()) >= JSON_SHARE else "not met"
+    out = [
+        f"- JSON messaging API small messages at {JSON_SHARE:.0%} or more of the MESH face's rate, "
+        f"same server and run: **{status}** (send {shares['send']:.0%}, receive {shares['receive']:.0%})."
+    ]
+    fan = m["json"].get("fan_out")
+    if fan:
+        once = fan["stored_bytes_added"] <= fan["attachment_bytes"] * 1.01
+        out.append(
+            f"- A {fan['attachment_bytes'] / MIB:,.0f} MiB attachment to {fan['recipients']} recipients "
+            f"costs one write of its bytes: **{'met' if once else 'not met'}** "
+            f"({fan['stored_bytes_added']:,} bytes added to the payload store)."
+        )
+    return out
+
+
+def json_section(results: dict[str, Any]) -> list[str]:
+    """The JSON messaging API against the MESH face of the same server (issue 16)."""
+    m = results["servers"]["mailroom"]
+    if "json" not in m or "small" not in m:
+        return []
+    j, settings = m["json"], results["settings"]
+    rows = [
+        [phase, face, r["per_second"], r["p50_ms"], r["p99_ms"], r["server_cpu_ms_per_message"],
+         r["client_cpu_ms_per_message"], r["errors"]]
+        for phase in ("send", "receive")
+        for face, r in (("MESH", m["small"][phase]), ("JSON API", j[phase]))
+    ]  # fmt: skip
+    share = ", ".join(
+        f"{p} {j[p]['per_second'] / max(m['small'][p]['per_second'], 0.001):.0%}" for p in ("send", "receive")
+    )
+    parts = [
+        "## JSON messaging API",
+        "",
+        f"The same {settings['messages']:,} messages of {settings['size']:,} bytes, connections and "
+        "load-generator processes, on the same Mailroom server in the same run, through the JSON "
+        "API (`bench/json_api.py`): each connection logs in once (`POST /authorize`) and sends its "
+        "token bare, as MFT Gateway's clients do; sending is D4Science's "
+        "`POST /2/messages/write-message` (one recipient, the body as text); receiving is MFT "
+        "Gateway's `GET /message/inbox` (pages of 100), then `GET /message/inbox/{id}` (which marks "
+        "it read and records its delivery) and `DELETE /message/inbox/{id}` (which acknowledges it "
+        "on MESH) per message. Best of the same number of rounds; the MESH rows are the table "
+        "above's.",
+        "",
+        _table(
+            [
+                "",
+                "face",
+                "messages/s",
+                "p50 ms",
+                "p99 ms",
+                "server CPU ms/msg",
+                "load generator CPU ms/msg",
+                "errors",
+            ],
+            rows,
+        ),
+        "",
+        f"The JSON API's rate as a share of the MESH face's: {share}.",
+    ]
+    fan = j.get("fan_out")
+    if fan:
+        parts += [
+            "",
+            f"Fan-out: one {fan['attachment_bytes'] / MIB:,.0f} MiB attachment uploaded once "
+            f"(`POST /2/attachments`) and written to {fan['recipients']} recipients in one "
+            f"`write-message`, {fan['seconds']} s in all: the payload store grew by "
+            f"{fan['stored_bytes_added']:,} bytes (the attachment is {fan['attachment_bytes']:,}).",
+        ]
+    return [*parts, ""]
 
 
 def large_verdict(results: dict[str, Any]) -> str:
@@ -383,6 +468,7 @@ def document(results: dict[str, Any]) -> str:
             "server does not get).",
             "",
         ]
+    parts += json_section(results)
     if "mesh_client" in m and "mesh_client" in x:
         mc = m["mesh_client"]
         rows = [
