@@ -230,8 +230,9 @@ class Settings:
     api_revocation_ttl: timedelta = _help(
         "How long each server process trusts what it last read about a login (revoked or not) "
         "when it checks an access token, so that checking one costs no database query; a "
-        "revoked login (a spent refresh token reused, its API key revoked, its mailbox disabled "
-        "or removed) stops working in every process within this time. 0 reads it every time.",
+        "revoked login (a spent refresh token reused, its API key revoked, its mailbox's password "
+        "changed, its mailbox disabled or removed) stops working in every process within this "
+        "time (at once in the process that revoked it). 0 reads it every time.",
         default=timedelta(seconds=5),
     )
     api_lockout_failures: int = _help(
