@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import quote
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -268,8 +269,13 @@ def test_attachment_links_stream_whole_and_by_range(
 ) -> None:
     message_id = submitted(api, alice, data=BIG, **{"attachment-name": "report.pdf"})
     url = _link(api, bob, message_id)
-    if stack == "postgres":  # a presigned URL of the bucket
+    if stack == "postgres":  # a presigned URL of the bucket (SigV4), fetched from the bucket
         assert "/files/" not in url
+        assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url
+        assert httpx.get(url).content == BIG
+        part = httpx.get(url, headers={"range": "bytes=10-19"})
+        assert part.status_code == 206
+        assert part.content == BIG[10:20]
         return
     assert url.startswith("http://testserver/files/")
     whole = api.get(_path(url))
