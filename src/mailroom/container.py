@@ -195,12 +195,13 @@ def build_container(
     store = payloads or create_payload_store(settings)
     mailbox_cache = MailboxCache(db, clock, settings.mailbox_cache_ttl)
     maintenance = MaintenanceService(settings, db, store, clock)
-    mailbox_service = MailboxService(db, store, clock, mailbox_cache)
+    api_failures = FailureTracker(settings.api_lockout_failures, settings.api_lockout_time)
+    api_tokens = ApiTokenService(settings, db, clock, api_failures)
+    # a changed password or a removal ends the mailbox's JSON API logins in the same transaction
+    mailbox_service = MailboxService(db, store, clock, mailbox_cache, api_tokens)
     kinds = dict(job_kinds or {})
     jobs = JobService(db, clock, kinds)
     failures = FailureTracker(settings.admin_lockout_failures, settings.admin_lockout_time)
-    api_failures = FailureTracker(settings.api_lockout_failures, settings.api_lockout_time)
-    api_tokens = ApiTokenService(settings, db, clock, api_failures)
     admin_users = AdminUserService(db, clock, failures)
     registry = build_registry(
         AdminServices(

@@ -171,7 +171,7 @@ class Settings:
     )
     link_lifetime: timedelta = _help(
         "How long an attachment or receipt link of the JSON messaging API works without a token "
-        "(signed by Mailroom, or presigned by the S3 bucket).",
+        "(signed by Mailroom, or presigned by the S3 bucket: then at most 7 days).",
         default=timedelta(minutes=10),
     )
     staged_attachment_retention: timedelta = _help(
@@ -230,8 +230,9 @@ class Settings:
     api_revocation_ttl: timedelta = _help(
         "How long each server process trusts what it last read about a login (revoked or not) "
         "when it checks an access token, so that checking one costs no database query; a "
-        "revoked login (a spent refresh token reused, its API key revoked, its mailbox disabled "
-        "or removed) stops working in every process within this time. 0 reads it every time.",
+        "revoked login (a spent refresh token reused, its API key revoked, its mailbox's password "
+        "changed, its mailbox disabled or removed) stops working in every process within this "
+        "time (at once in the process that revoked it). 0 reads it every time.",
         default=timedelta(seconds=5),
     )
     api_lockout_failures: int = _help(
@@ -616,6 +617,10 @@ def _validate_http(settings: Settings) -> None:
         raise SettingsError("http_head_timeout, http_body_timeout and http_keep_alive must be positive")
 
 
+#: The longest a SigV4 presigned URL may last (S3 refuses a longer ``X-Amz-Expires``).
+S3_MAX_PRESIGN = timedelta(days=7)
+
+
 def _validate_s3(settings: Settings) -> None:
     if settings.payload_store not in set(PayloadBackend):
         raise SettingsError(f"payload_store must be one of {', '.join(PayloadBackend)}")
@@ -627,6 +632,10 @@ def _validate_s3(settings: Settings) -> None:
         raise SettingsError(f"s3_part_size must be between {S3_MIN_PART_SIZE} and {S3_MAX_PART_SIZE} bytes")
     if settings.max_chunk_bytes > 10_000 * settings.s3_part_size:
         raise SettingsError("max_chunk_bytes needs more than 10000 parts of s3_part_size (S3's limit)")
+    if settings.link_lifetime > S3_MAX_PRESIGN:
+        raise SettingsError(
+            "link_lifetime is at most 7 days with payload_store=s3 (a SigV4 presigned URL's limit)"
+        )
 
 
 def format_duration(value: timedelta) -> str:

@@ -96,3 +96,44 @@ def test_revoke_refuses_the_key_and_shows_it_revoked(run):
     finally:
         container.close()
     assert "no API key 'mrk_unknown'" in run("token", "revoke", "mrk_unknown", ok=False).output
+
+
+def test_a_new_password_ends_password_logins_and_a_removal_every_login_and_key(run):
+    add_mailbox(run, "ALICE")
+    key_id, secret = created(run, "ALICE")
+    container = store(run)  # a running server, logged in to before the changes
+    try:
+        by_password = container.api_tokens.authorize_password("ALICE", "pw")
+        by_key = container.api_tokens.authorize_key(key_id, secret)
+        for pair in (by_password, by_key):
+            container.api_tokens.verify(pair.access_token)
+        assert "changed the password" in run("mailbox", "password", "ALICE", "--password", "new").output
+        with pytest.raises(AuthenticationFailed):  # the database is read for a refresh: at once
+            container.api_tokens.refresh("ALICE", by_password.refresh_token)
+        by_key = container.api_tokens.refresh("ALICE", by_key.refresh_token)  # keys keep working
+    finally:
+        container.close()
+    container = store(run)  # a process started since: nothing remembered of the logins
+    try:
+        with pytest.raises(AuthenticationFailed):
+            container.api_tokens.verify(by_password.access_token)
+        container.api_tokens.verify(by_key.access_token)
+        container.api_tokens.verify(container.api_tokens.authorize_password("ALICE", "new").access_token)
+    finally:
+        container.close()
+    run("mailbox", "remove", "ALICE", "--yes")
+    listed = run("token", "list").output
+    assert key_id in listed
+    assert "revoked" in listed
+    run("mailbox", "add", "ALICE", "--password", "new")  # made again: nothing of the old one works
+    container = store(run)
+    try:
+        for attempt in (
+            lambda: container.api_tokens.verify(by_key.access_token),
+            lambda: container.api_tokens.refresh("ALICE", by_key.refresh_token),
+            lambda: container.api_tokens.authorize_key(key_id, secret),
+        ):
+            with pytest.raises(AuthenticationFailed):
+                attempt()
+    finally:
+        container.close()

@@ -137,3 +137,11 @@ def test_admin_listen_needs_the_api_and_a_port_of_its_own():
         load_settings({"MAILROOM_ADMIN_LISTEN": "127.0.0.1:8463"})
     with pytest.raises(SettingsError, match="another port"):
         load_settings({"MAILROOM_ADMIN_API": "true", "MAILROOM_ADMIN_LISTEN": "127.0.0.1:9000"}, port=9000)
+
+
+def test_links_last_at_most_a_week_on_s3_sigv4s_limit():
+    s3 = {"MAILROOM_PAYLOAD_STORE": "s3", "MAILROOM_S3_BUCKET": "b"}
+    assert load_settings({**s3, "MAILROOM_LINK_LIFETIME": "7d"}).link_lifetime == timedelta(days=7)
+    with pytest.raises(SettingsError, match="link_lifetime is at most 7 days"):
+        load_settings({**s3, "MAILROOM_LINK_LIFETIME": "8d"})
+    assert load_settings({"MAILROOM_LINK_LIFETIME": "8d"}).link_lifetime == timedelta(days=8)  # files

@@ -65,3 +65,25 @@ def test_create_refuses_an_unknown_mailbox_and_a_viewer(api):
     assert call(api, "CreateApiKey", {"mailboxId": "ALICE"}, user=VIEWER)["statusCode"] == "failed"
     assert call(api, "RevokeApiKey", {"keyId": "mrk_unknown"})["statusCode"] == "failed"
     assert call(api, "ListApiKeys")["result"] == []
+
+
+def test_set_mailbox_password_ends_password_logins_and_delete_mailbox_revokes_keys(api, container):
+    made = call(api, "CreateApiKey", {"mailboxId": "ALICE"})["result"]
+    by_password = container.api_tokens.authorize_password("ALICE", "password")
+    by_key = container.api_tokens.authorize_key(made["keyId"], made["secret"])
+    changed = call(api, "SetMailboxPassword", {"mailboxId": "ALICE", "password": "another-password"})
+    assert changed["statusCode"] == "succeeded", changed
+    with pytest.raises(AuthenticationFailed):
+        container.api_tokens.verify(by_password.access_token)
+    with pytest.raises(AuthenticationFailed):
+        container.api_tokens.refresh("ALICE", by_password.refresh_token)
+    container.api_tokens.verify(by_key.access_token)  # an API key's login does not use the password
+    container.api_tokens.verify(
+        container.api_tokens.authorize_password("ALICE", "another-password").access_token
+    )
+
+    deleted = call(api, "DeleteMailbox", {"mailboxId": "ALICE", "purge": "true"})
+    assert deleted["statusCode"] == "succeeded", deleted
+    with pytest.raises(AuthenticationFailed):
+        container.api_tokens.verify(by_key.access_token)
+    assert call(api, "ListApiKeys", {"mailboxId": "ALICE"})["result"][0]["revoked"] is not None

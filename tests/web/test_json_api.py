@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from datetime import timedelta
 from urllib.parse import quote
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from mailroom.clock import FixedClock
 from mailroom.container import Container
+from mailroom.domain.mailboxes import Mailbox
 from mailroom.settings import Settings
 from mailroom.web.app import create_app
 
@@ -267,8 +269,13 @@ def test_attachment_links_stream_whole_and_by_range(
 ) -> None:
     message_id = submitted(api, alice, data=BIG, **{"attachment-name": "report.pdf"})
     url = _link(api, bob, message_id)
-    if stack == "postgres":  # a presigned URL of the bucket
+    if stack == "postgres":  # a presigned URL of the bucket (SigV4), fetched from the bucket
         assert "/files/" not in url
+        assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url
+        assert httpx.get(url).content == BIG
+        part = httpx.get(url, headers={"range": "bytes=10-19"})
+        assert part.status_code == 206
+        assert part.content == BIG[10:20]
         return
     assert url.startswith("http://testserver/files/")
     whole = api.get(_path(url))
@@ -310,7 +317,64 @@ def test_a_received_messages_receipt(api: TestClient, alice: dict[str, str], bob
     receipt = api.get(_path(url))
     assert receipt.status_code == 200
     assert message_id.encode() in receipt.content
-    assert api.get(f"/message/outbox/{message_id}/mdn", headers=alice).status_code == 200
+    sent = api.get(f"/message/outbox/{message_id}/mdn", headers=alice)
+    assert sent.status_code == 200
+    assert sent.json()["receipts"] == [{"recipient": "BOB", "url": sent.json()["url"]}]
+
+
+def test_a_sent_messages_receipts_one_per_recipient_who_retrieved_it(
+    api: TestClient, container: Container, alice: dict[str, str]
+) -> None:
+    container.mailboxes.add(Mailbox("CAROL", "TESTMB4", "password"))
+    who = {name: {"authorization": login(api, name)} for name in ("BOB", "BARRY", "CAROL")}
+    message_id = submitted(api, alice, to="BOB,BARRY,CAROL")
+    mdn = f"/message/outbox/{message_id}/mdn"
+    nobody = api.get(mdn, headers=alice)
+    assert nobody.status_code == 404
+    assert set(nobody.json()) == {"message"}
+
+    def inbox_id(name: str) -> str:
+        return str(api.get("/message/inbox", headers=who[name]).json()["messages"][0]["id"])
+
+    assert api.get(f"/message/inbox/{inbox_id('BARRY')}", headers=who["BARRY"]).status_code == 200
+    assert api.get(f"/message/inbox/{inbox_id('CAROL')}/mdn", headers=who["CAROL"]).status_code == 200
+    order = [r["id"] for r in api.get(f"/message/outbox/{message_id}", headers=alice).json()["recipients"]]
+    retrieved = [name for name in order if name != "BOB"]  # BOB has not retrieved it
+
+    body = api.get(mdn, headers=alice).json()
+    assert [r["recipient"] for r in body["receipts"]] == retrieved
+    assert body["url"] == body["receipts"][0]["url"]  # MFT Gateway's one url: the first
+    assert len({r["url"] for r in body["receipts"]}) == 2
+    for entry in body["receipts"]:
+        receipt = api.get(_path(entry["url"]))
+        assert receipt.status_code == 200
+        assert f"Final-Recipient: rfc822; {entry['recipient']}".encode() in receipt.content
+
+    carol = api.get(mdn, params={"recipient": "carol"}, headers=alice)  # mailbox ids in any case
+    assert carol.status_code == 200, carol.text
+    assert [r["recipient"] for r in carol.json()["receipts"]] == ["CAROL"]
+    assert carol.json()["url"] == carol.json()["receipts"][0]["url"]
+    assert b"Final-Recipient: rfc822; CAROL" in api.get(_path(carol.json()["url"])).content
+    for name in ("BOB", "ALICE", "NOBODY", "not an id!"):  # not retrieved, the sender, strangers
+        refused = api.get(mdn, params={"recipient": name}, headers=alice)
+        assert refused.status_code == 404, (name, refused.text)
+        assert set(refused.json()) == {"message"}
+    assert (
+        "BOB has not retrieved" in api.get(mdn, params={"recipient": "BOB"}, headers=alice).json()["message"]
+    )
+    too_long = api.get(mdn, params={"recipient": "X" * 301}, headers=alice)
+    assert too_long.status_code == 400
+    assert too_long.json()["errors"][0]["field"] == "recipient"
+    # a recipient cannot see the sender's receipts
+    assert api.get(mdn, headers=who["BARRY"]).status_code == 404
+
+
+def test_the_openapi_document_describes_the_receipt_recipient(api: TestClient) -> None:
+    operation = api.get("/openapi.json").json()["paths"]["/message/outbox/{message}/mdn"]["get"]
+    (recipient,) = [p for p in operation["parameters"] if p["name"] == "recipient"]
+    assert recipient["in"] == "query"
+    assert recipient["required"] is False
+    assert "retrieved" in recipient["description"]
 
 
 # -- D4Science -------------------------------------------------------------------------------------

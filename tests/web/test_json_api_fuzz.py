@@ -149,6 +149,9 @@ def aim(case: Any, seeds: Seeds) -> None:
         path["message"] = _pick(path["message"], seeds.message_ids)
     if "token" in path and _roll(path["token"], 3):
         path["token"] = _pick(path["token"], seeds.file_tokens)
+    query = case.query
+    if isinstance(query, dict) and "recipient" in query and _roll(query, 2):  # an outbox receipt's
+        query["recipient"] = _pick(query, ["BOB", "bob", "ALICE", "NOBODY"])
     if case.operation.path == "/message/submit" and _roll(case.headers, 4):
         case.headers = {k: v for k, v in case.headers.items() if k.lower() not in ("as2-from", "as2-to")}
         case.headers["AS2-To"] = _pick(case.headers, ["ALICE", "BOB", "bob,<ALICE>", "NOBODY"])

@@ -1,7 +1,8 @@
 """The JSON API's token flows over HTTP, through both faces, on both stacks: API key logins,
 refresh rotation (the new pair works, the old refresh token is refused, its reuse revokes the
 chain), ``Authorization`` bare and as ``Bearer`` on MFT Gateway's and D4Science's routes, and
-expiry of access tokens and logins on a fixed clock the container reads."""
+expiry of access tokens and logins on a fixed clock the container reads; a changed password or a
+removed mailbox ending its logins, in this process and in another one."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.conftest import MAILBOXES
 
 from mailroom.clock import FixedClock
-from mailroom.container import Container
+from mailroom.container import Container, build_container
 from mailroom.settings import Settings
 from mailroom.web.app import create_app
 
@@ -24,10 +26,16 @@ READS = ("/message/inbox", "/2/messages/get-received-messages")
 
 
 @pytest.fixture
-def settings(settings: Settings) -> Settings:
+def revocation_ttl() -> timedelta:
+    """``api_revocation_ttl``: 0 (read every time) unless a test parametrizes it."""
+    return timedelta(0)
+
+
+@pytest.fixture
+def settings(settings: Settings, revocation_ttl: timedelta) -> Settings:
     """Revocations seen at once, no lockout, and short lifetimes to step the clock past."""
     return settings.replace(
-        api_revocation_ttl=timedelta(0),
+        api_revocation_ttl=revocation_ttl,
         api_lockout_failures=0,
         api_token_lifetime=timedelta(minutes=15),
         api_login_lifetime=timedelta(hours=2),
@@ -147,6 +155,84 @@ def test_revoking_a_key_ends_its_logins(api: TestClient, container: Container) -
     container.api_tokens.revoke_key(key.info.key_id)
     assert_no_access(api, pair["apiToken"])
     assert refresh(api, "BOB", pair["refreshToken"]).status_code == 401
+
+
+# -- credential changes ---------------------------------------------------------------------------
+
+#: Long enough that only a change made in this process can explain a refusal within it.
+SLOW = timedelta(seconds=30)
+
+
+def key_login(api: TestClient, container: Container, mailbox: str) -> dict[str, Any]:
+    key = container.api_tokens.create_key(mailbox)
+    return authorize(api, tokenID=key.info.key_id, tokenSecret=key.secret)
+
+
+@pytest.mark.parametrize("revocation_ttl", [SLOW])
+def test_a_changed_password_ends_password_logins_at_once_in_its_process(
+    api: TestClient, container: Container
+) -> None:
+    first = authorize(api, username="ALICE", password=PASSWORD)
+    second = authorize(api, username="ALICE", password=PASSWORD)
+    by_key = key_login(api, container, "ALICE")
+    bob = authorize(api, username="BOB", password=PASSWORD)
+    for pair in (first, second, by_key, bob):
+        assert statuses(api, pair["apiToken"]) == {200}  # each login's state now remembered
+    container.mailboxes.set_password("ALICE", "a new password")  # as the admin API does
+    for pair in (first, second):
+        assert_no_access(api, pair["apiToken"])  # at once, though api_revocation_ttl is 30 s
+        assert_refused(refresh(api, "ALICE", pair["refreshToken"]), "/refresh-session")
+    assert_refused(api.post("/authorize", json={"username": "ALICE", "password": PASSWORD}), "/authorize")
+    fresh = authorize(api, username="ALICE", password="a new password")
+    assert statuses(api, fresh["apiToken"]) == {200}
+    assert refresh(api, "ALICE", fresh["refreshToken"]).status_code == 200
+    # an API key does not use the password: its login stays, and so do other mailboxes'
+    assert statuses(api, by_key["apiToken"]) == {200}
+    assert refresh(api, "ALICE", by_key["refreshToken"]).status_code == 200
+    assert statuses(api, bob["apiToken"]) == {200}
+
+
+@pytest.mark.parametrize("revocation_ttl", [SLOW])
+def test_a_password_changed_by_another_process_ends_access_tokens_within_the_ttl(
+    api: TestClient, container: Container, settings: Settings, clock: FixedClock
+) -> None:
+    pair = authorize(api, username="ALICE", password=PASSWORD)
+    assert statuses(api, pair["apiToken"]) == {200}
+    other = build_container(settings, clock=clock, payloads=container.payloads, migrate=False)
+    try:  # `mailroom mailbox password`, or another `serve --workers` process
+        other.mailboxes.set_password("ALICE", "a new password")
+    finally:
+        other.close()
+    # the refresh token is checked against the database: refused at once everywhere
+    assert_refused(refresh(api, "ALICE", pair["refreshToken"]), "/refresh-session")
+    # the access token only once this process's memory of the login is api_revocation_ttl old
+    clock.advance(SLOW - timedelta(seconds=1))
+    assert statuses(api, pair["apiToken"]) == {200}
+    clock.advance(timedelta(seconds=1))
+    assert_no_access(api, pair["apiToken"])
+    assert statuses(api, authorize(api, username="ALICE", password="a new password")["apiToken"]) == {200}
+
+
+@pytest.mark.parametrize("revocation_ttl", [SLOW])
+def test_removing_a_mailbox_ends_every_login_and_revokes_its_api_keys(
+    api: TestClient, container: Container
+) -> None:
+    key = container.api_tokens.create_key("BARRY")
+    by_key = authorize(api, tokenID=key.info.key_id, tokenSecret=key.secret)
+    by_password = authorize(api, username="BARRY", password=PASSWORD)
+    for pair in (by_key, by_password):
+        assert statuses(api, pair["apiToken"]) == {200}
+    container.mailboxes.remove("BARRY")
+    for pair in (by_key, by_password):
+        assert_no_access(api, pair["apiToken"])
+        assert_refused(refresh(api, "BARRY", pair["refreshToken"]), "/refresh-session")
+    assert [info.revoked_at is not None for info in container.api_tokens.list_keys("BARRY")] == [True]
+    # made again, the mailbox starts with no logins and no live key
+    container.mailboxes.add(MAILBOXES[2])
+    refused = api.post("/authorize", json={"tokenID": key.info.key_id, "tokenSecret": key.secret})
+    assert_refused(refused, "/authorize")
+    assert_no_access(api, by_password["apiToken"])
+    assert statuses(api, authorize(api, username="BARRY", password=PASSWORD)["apiToken"]) == {200}
 
 
 # -- refresh rotation -----------------------------------------------------------------------------

@@ -127,7 +127,9 @@ def mailbox_password(
 ) -> None:
     """Change only the password of mailbox MAILBOX_ID.
 
-    A running server refuses the old password within MAILROOM_MAILBOX_CACHE_TTL.
+    A running server refuses the old password within MAILROOM_MAILBOX_CACHE_TTL. The mailbox's
+    JSON API password logins end: their refresh tokens at once, their access tokens within
+    MAILROOM_API_REVOCATION_TTL (API keys and their logins stay).
     """
     container = open_container(data_dir)
     with errors_as_usage():
@@ -152,7 +154,8 @@ def mailbox_remove(mailbox_id: str, purge: bool, yes: bool, data_dir: Path | Non
     Refused while messages wait in its inbox (not yet acknowledged) or uploads from or to it are
     in progress, unless --purge. Messages it sent that wait in other inboxes stay deliverable, and
     finished messages stay as tracking history. A running server stops accepting the mailbox
-    within MAILROOM_MAILBOX_CACHE_TTL.
+    within MAILROOM_MAILBOX_CACHE_TTL. Its JSON API logins and API keys are revoked (access
+    tokens stop within MAILROOM_API_REVOCATION_TTL).
     """
     container = open_container(data_dir)
     with errors_as_usage():

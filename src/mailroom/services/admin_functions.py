@@ -249,7 +249,8 @@ def _mailbox_functions(s: AdminServices) -> list[Function]:
         ),
         Function(
             "SetMailboxPassword",
-            "Change a mailbox's MESH password (running servers see it within the mailbox cache TTL).",
+            "Change a mailbox's MESH password (running servers see it within the mailbox cache TTL); "
+            "its JSON API password logins end (API keys and their logins stay).",
             ADMIN,
             (MAILBOX_ID, Arg("password", S, "The new password.", secret=True)),
             run=set_password,
@@ -267,7 +268,7 @@ def _mailbox_functions(s: AdminServices) -> list[Function]:
             "DeleteMailbox",
             "Delete a mailbox and its workflow registrations. Refused while messages wait in its "
             "inbox or its uploads are unfinished, unless `purge` is true, which deletes them and "
-            "their payloads first.",
+            "their payloads first. Its JSON API logins and API keys are revoked.",
             ADMIN,
             (MAILBOX_ID, Arg("purge", B, "Delete its messages too.", optional=True, default=False)),
             run=delete_mailbox,

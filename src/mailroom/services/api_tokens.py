@@ -376,17 +376,38 @@ class ApiTokenService:
                 raise NotFound(f"no API key {key_id[:100]!r}")
         self._remember(None, False)
 
-    def revoke_logins(self, mailbox_id: str, reason: str = "revoked by an administrator") -> int:
-        """Revoke every live login of a mailbox (password and key logins); how many. For a
-        password change or a compromised mailbox: a disabled mailbox's logins are refused only
-        while it stays disabled."""
+    def revoke_logins(
+        self, mailbox_id: str, reason: str = "revoked by an administrator", *, key_logins: bool = True
+    ) -> int:
+        """Revoke every live login of a mailbox (its password logins, and unless ``key_logins``
+        is false its API-key logins); how many. For a compromised mailbox: a disabled mailbox's
+        logins are refused only while it stays disabled. Their access tokens stop working here at
+        once and in other processes within ``api_revocation_ttl``; their refresh tokens at once."""
         mailbox = normalise_mailbox_id(mailbox_id) if len(mailbox_id) <= 100 else None
         if mailbox is None:
             return 0
         with self._db.write() as conn:
-            revoked = repo.revoke_mailbox_logins(conn, mailbox, self._clock.now(), reason)
-        self._remember(None, False)
+            revoked = self.end_logins(conn, mailbox, reason, key_logins=key_logins)
+        self.forget_revocations()
         return revoked
+
+    def end_logins(
+        self, conn: Connection, mailbox_id: str, reason: str, *, key_logins: bool = True, keys: bool = False
+    ) -> int:
+        """``revoke_logins`` inside the caller's write transaction (``mailbox_id`` as stored), so
+        a credential change and the end of the logins it ends commit together; with ``keys``
+        the mailbox's API keys are revoked too. How many logins. The caller calls
+        ``forget_revocations`` once the transaction has committed."""
+        now = self._clock.now()
+        if keys:
+            repo.revoke_mailbox_keys(conn, mailbox_id, now)
+        return repo.revoke_mailbox_logins(conn, mailbox_id, now, reason, key_logins=key_logins)
+
+    def forget_revocations(self) -> None:
+        """After revocations committed by ``end_logins``: this process forgets what it read of
+        every login's state, so it refuses their access tokens at once (other processes within
+        ``api_revocation_ttl``)."""
+        self._remember(None, False)
 
     # -- maintenance -------------------------------------------------------------------------------
 

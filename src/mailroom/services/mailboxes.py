@@ -3,6 +3,11 @@
 Every change here clears this process's mailbox cache; other processes (a running server, when
 the change comes from the command line) see it within ``Settings.mailbox_cache_ttl``, so a
 removed mailbox or a changed password stops authenticating everywhere within that time.
+
+A changed password also ends the mailbox's JSON API password logins, and a removal ends every
+login and API key of the mailbox, in the same transaction (``ApiTokenService.end_logins``): their
+refresh tokens are refused at once, their access tokens at once in this process and within
+``Settings.api_revocation_ttl`` in the others.
 """
 
 from __future__ import annotations
@@ -13,9 +18,12 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sqlalchemy import Connection
+
 from mailroom.clock import Clock
 from mailroom.domain.mailboxes import Mailbox, WorkflowRegistration, WorkflowRole, normalise_mailbox_id
 from mailroom.errors import Conflict, NotFound, ValidationFailed
+from mailroom.services.api_tokens import ApiTokenService
 from mailroom.services.mailbox_cache import MailboxCache
 from mailroom.storage.db import Database
 from mailroom.storage.payloads import PayloadStore
@@ -134,25 +142,53 @@ def _active(value: object) -> bool:
 
 class MailboxService:
     def __init__(
-        self, db: Database, payloads: PayloadStore, clock: Clock, cache: MailboxCache | None = None
+        self,
+        db: Database,
+        payloads: PayloadStore,
+        clock: Clock,
+        cache: MailboxCache | None = None,
+        logins: ApiTokenService | None = None,
     ) -> None:
         self._db = db
         self._payloads = payloads
         self._clock = clock
         self._cache = cache
+        self._logins = logins  # None: no JSON API logins to end (tests of this service alone)
 
-    def _changed(self) -> None:
+    def _changed(self, *, logins_ended: bool = False) -> None:
         if self._cache is not None:
             self._cache.invalidate()
+        if logins_ended and self._logins is not None:
+            self._logins.forget_revocations()
+
+    def _end_logins(self, conn: Connection, mailbox_id: str, *, removed: bool) -> bool:
+        """In a credential change's transaction: a new password ends the password logins (an
+        API key's logins do not use the password), a removal every login and every API key."""
+        if self._logins is None:
+            return False
+        if removed:
+            self._logins.end_logins(conn, mailbox_id, "mailbox removed", keys=True)
+        else:
+            self._logins.end_logins(conn, mailbox_id, "mailbox password changed", key_logins=False)
+        return True
+
+    def _put(self, conn: Connection, mailbox: Mailbox) -> tuple[bool, bool]:
+        """Insert or replace a mailbox: (new, whether its logins were ended by a new password)."""
+        before = mailboxes.get(conn, mailbox.mailbox_id)
+        added = mailboxes.upsert(conn, mailbox, self._clock.now())
+        if before is None or before.password == mailbox.password:
+            return added, False
+        return added, self._end_logins(conn, mailbox.mailbox_id, removed=False)
 
     def add(self, mailbox: Mailbox, *, replace: bool = False) -> bool:
         """Create a mailbox; True when it was new. An existing one is refused (``Conflict``)
-        unless ``replace``, which sets every field from ``mailbox`` (blank ones too)."""
+        unless ``replace``, which sets every field from ``mailbox`` (blank ones too); a replaced
+        password ends the mailbox's password logins, as ``set_password`` does."""
         with self._db.write() as conn:
             if not replace and mailboxes.get(conn, mailbox.mailbox_id) is not None:
                 raise Conflict(f"mailbox {mailbox.mailbox_id} already exists")
-            added = mailboxes.upsert(conn, mailbox, self._clock.now())
-        self._changed()
+            added, ended = self._put(conn, mailbox)
+        self._changed(logins_ended=ended)
         return added
 
     def get(self, mailbox_id: str) -> Mailbox:
@@ -187,12 +223,15 @@ class MailboxService:
         return mailbox
 
     def set_password(self, mailbox_id: str, password: str) -> None:
+        """Change a mailbox's password. Its JSON API password logins end with the old password
+        (in the same transaction); its API keys and their logins stay."""
         if not password:
             raise ValidationFailed("body", "password", "must not be empty")
         with self._db.write() as conn:
             if not mailboxes.update_fields(conn, mailbox_id, {"password": password}):
                 raise missing(mailbox_id)
-        self._changed()
+            ended = self._end_logins(conn, mailbox_id, removed=False)
+        self._changed(logins_ended=ended)
 
     def held(self, mailbox_id: str) -> HeldMessages:
         """The messages a mailbox still takes part in (what ``remove`` would refuse or purge)."""
@@ -207,7 +246,8 @@ class MailboxService:
         Refused (``Conflict``) while messages wait in its inbox or uploads from or to it are in
         progress, unless ``purge``: then those messages go too, their rows in the same
         transaction and their payloads after it commits. Messages it sent that wait in other
-        inboxes stay deliverable, and finished messages stay as history.
+        inboxes stay deliverable, and finished messages stay as history. Every JSON API login
+        and API key of the mailbox is revoked in the same transaction.
         """
         with self._db.write() as conn:
             if mailboxes.get(conn, mailbox_id) is None:
@@ -217,7 +257,8 @@ class MailboxService:
                 raise Conflict(f"mailbox {mailbox_id} {describe_held(held)}")
             deleted = messages.delete_held(conn, mailbox_id) if purge else []
             registrations = mailboxes.remove(conn, mailbox_id)
-        self._changed()
+            ended = self._end_logins(conn, mailbox_id, removed=True)
+        self._changed(logins_ended=ended)
         left = sum(not self._delete_payloads(message_id) for message_id in deleted)
         return Removal(deleted, registrations, held.sent_waiting, left)
 
@@ -230,13 +271,17 @@ class MailboxService:
         return True
 
     def import_mailboxes(self, records: Iterable[dict[str, Any]]) -> ImportResult:
+        """Add or replace mesh-sandbox ``mailboxes.jsonl`` records (a replaced password ends the
+        mailbox's password logins, as ``set_password`` does)."""
         parsed = [mailbox_from_record(record) for record in records]
         added = 0
+        ended = False
         with self._db.write() as conn:
-            now = self._clock.now()
             for mailbox in parsed:
-                added += mailboxes.upsert(conn, mailbox, now)
-        self._changed()
+                new, changed = self._put(conn, mailbox)
+                added += new
+                ended = ended or changed
+        self._changed(logins_ended=ended)
         return ImportResult(added=added, updated=len(parsed) - added)
 
     def import_workflows(self, records: Iterable[dict[str, Any]]) -> int:

@@ -34,6 +34,7 @@ from mailroom.domain.envelopes import (
     Submitted,
 )
 from mailroom.domain.links import LinkSigner
+from mailroom.domain.mailboxes import normalise_mailbox_id
 from mailroom.domain.messages import (
     Message,
     MessageStatus,
@@ -76,6 +77,14 @@ class Link:
     name: str
     token: str  # Mailroom-signed: the face serves it at ``/files/{token}``
     url: str | None  # a presigned URL of the bucket (S3), offered instead when present
+
+
+@dataclass(frozen=True)
+class RecipientReceipt:
+    """One recipient's receipt for a message sent to several."""
+
+    recipient_id: str
+    link: Link
 
 
 @dataclass(frozen=True)
@@ -522,19 +531,36 @@ class MessagingService:
         )
 
     async def receipt_link(self, principal: ApiPrincipal, message_id: str, *, incoming: bool) -> Link:
+        """A received message's receipt, or a sent one's first (in recipient order) of those
+        its recipients retrieved (``sent_receipts``)."""
         wanted = _message_id(message_id)
-        if incoming:
-            view = await self.received(principal, wanted, mark_read=False)
-            await self._retrieve(principal, wanted)
-            delivery_id = view.message_id
-        else:
-            view = await self.sent(principal, wanted)
-            done = [
-                d for d in view.deliveries if d.state in (DeliveryState.DELIVERED, DeliveryState.ACKNOWLEDGED)
-            ]
-            if not done:
-                raise NotFound("No receipt yet: no recipient has retrieved this message", message_id=wanted)
-            delivery_id = done[0].message_id
+        if not incoming:
+            return (await self.sent_receipts(principal, wanted))[0].link
+        view = await self.received(principal, wanted, mark_read=False)
+        await self._retrieve(principal, wanted)
+        return await self._receipt(principal, view.message_id)
+
+    async def sent_receipts(
+        self, principal: ApiPrincipal, message_id: str, *, recipient: str | None = None
+    ) -> list[RecipientReceipt]:
+        """A link to the receipt of each recipient who has retrieved a sent message, in recipient
+        order, or only ``recipient``'s (a mailbox id, any case). ``NotFound`` if no recipient
+        has retrieved it yet, or ``recipient`` is not one of its recipients or has not."""
+        wanted = _message_id(message_id)
+        view = await self.sent(principal, wanted)
+        deliveries = view.deliveries
+        if recipient is not None:
+            chosen = normalise_mailbox_id(recipient) if len(recipient) <= 100 else None
+            deliveries = [d for d in deliveries if d.recipient_id == chosen]
+            if not deliveries:
+                raise NotFound(f"{recipient[:100]} is not a recipient of this message", message_id=wanted)
+        done = [d for d in deliveries if d.state in (DeliveryState.DELIVERED, DeliveryState.ACKNOWLEDGED)]
+        if not done:
+            who = "no recipient has" if recipient is None else f"{deliveries[0].recipient_id} has not"
+            raise NotFound(f"No receipt yet: {who} retrieved this message", message_id=wanted)
+        return [RecipientReceipt(d.recipient_id, await self._receipt(principal, d.message_id)) for d in done]
+
+    async def _receipt(self, principal: ApiPrincipal, delivery_id: str) -> Link:
         await anyio.to_thread.run_sync(self._ensure_receipt, delivery_id)
         signer = await anyio.to_thread.run_sync(self._link_signer)
         expires = self._clock.now() + self._settings.link_lifetime

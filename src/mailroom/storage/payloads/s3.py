@@ -48,6 +48,9 @@ def client_for(settings: Settings) -> S3Client:
     endpoint = settings.s3_endpoint_url or None
     config = Config(
         region_name=settings.s3_region or None,
+        # SigV4 for presigned URLs too (botocore presigns with SigV2 unless told): AWS refuses
+        # SigV2 in most regions, and MinIO always
+        signature_version="s3v4",
         retries={"max_attempts": 5, "mode": "standard"},
         connect_timeout=10,
         read_timeout=60,

@@ -211,11 +211,26 @@ def revoke_login(conn: Connection, login_id: str, now: datetime, reason: str) ->
     )
 
 
-def revoke_mailbox_logins(conn: Connection, mailbox_id: str, now: datetime, reason: str) -> int:
+def revoke_mailbox_logins(
+    conn: Connection, mailbox_id: str, now: datetime, reason: str, *, key_logins: bool = True
+) -> int:
+    """Revoke a mailbox's live logins (only its password logins unless ``key_logins``); how many."""
     stmt = (
         update(api_logins)
         .where(api_logins.c.mailbox_id == mailbox_id, api_logins.c.revoked_at.is_(None))
         .values(revoked_at=now, revoked_reason=reason[:200])
+    )
+    if not key_logins:
+        stmt = stmt.where(api_logins.c.key_id.is_(None))
+    return int(conn.execute(stmt).rowcount)
+
+
+def revoke_mailbox_keys(conn: Connection, mailbox_id: str, now: datetime) -> int:
+    """Revoke every live API key of a mailbox (not its logins: ``revoke_mailbox_logins``); how many."""
+    stmt = (
+        update(api_keys)
+        .where(api_keys.c.mailbox_id == mailbox_id, api_keys.c.revoked_at.is_(None))
+        .values(revoked_at=now)
     )
     return int(conn.execute(stmt).rowcount)
 

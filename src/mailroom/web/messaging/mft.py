@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -275,8 +275,23 @@ async def received_receipt(
 
 @router.get("/message/outbox/{message}/mdn")
 async def sent_receipt(
-    request: Request, message: str, principal: Principal, service: Messaging
+    request: Request,
+    message: str,
+    principal: Principal,
+    service: Messaging,
+    recipient: Annotated[
+        str | None,
+        Query(
+            max_length=300,
+            description="A recipient's mailbox id (any case): only that recipient's receipt; 404 "
+            "if it is not a recipient or has not retrieved the message.",
+        ),
+    ] = None,
 ) -> dict[str, Any]:
-    """The receipt for a message you sent, once a recipient has retrieved it."""
-    link = await service.receipt_link(principal, message_id(message), incoming=False)
-    return {"url": link_url(request, link)}
+    """The receipts for a message you sent, once recipients have retrieved it: `url` is the
+    first (in recipient order), `receipts` one per recipient who has retrieved it."""
+    receipts = await service.sent_receipts(principal, message_id(message), recipient=recipient)
+    return {
+        "url": link_url(request, receipts[0].link),
+        "receipts": [{"recipient": r.recipient_id, "url": link_url(request, r.link)} for r in receipts],
+    }
