@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mailroom import __version__
 from mailroom.container import Container, build_container
+from mailroom.malloc_trim import Trimmer
 from mailroom.settings import Settings, load_settings
 from mailroom.web import errors, health, hot_routes, messaging, sandbox, uploads
 from mailroom.web.admin import routes as admin_routes
@@ -141,9 +142,12 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         runner = services.job_runner()
         runner.start()
+        trimmer = Trimmer()
+        trimmer.start()
         try:
             yield
         finally:
+            trimmer.stop()
             runner.stop()
             for state in (app.state, getattr(app.state, "admin_app", app).state):
                 watch = getattr(state, "job_watch", None)
