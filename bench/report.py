@@ -234,11 +234,10 @@ def json_verdicts(results: dict[str, Any]) -> list[str]:
     """Issue 16's targets: the JSON API's small-message rates at 70% or more of the MESH face's
     on the same server in the same run, and a fan-out that writes the attachment's bytes once."""
     m = results["servers"]["mailroom"]
-    if "json" not in m or "small" not in m:
+    reference = _mesh_reference(m)
+    if "json" not in m or reference is None:
         return []
-    shares = {
-        p: m["json"][p]["per_second"] / max(m["small"][p]["per_second"], 0.001) for p in ("send", "receive")
-    }
+    shares = _json_shares(m["json"], reference)
     status = "met" if min(shares.values()) >= JSON_SHARE else "not met"
     out = [
         f"- JSON messaging API small messages at {JSON_SHARE:.0%} or more of the MESH face's rate, "
@@ -255,21 +254,36 @@ def json_verdicts(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def _mesh_reference(m: dict[str, Any]) -> dict[str, Any] | None:
+    """What the JSON API is compared with: the MESH pass of its own round (or, in results from
+    before those were paired, the small-message phase)."""
+    found: dict[str, Any] | None = m.get("json", {}).get("mesh") or m.get("small")
+    return found
+
+
+def _json_shares(json_round: dict[str, Any], mesh: dict[str, Any]) -> dict[str, float]:
+    return {p: json_round[p]["per_second"] / max(mesh[p]["per_second"], 0.001) for p in ("send", "receive")}
+
+
 def json_section(results: dict[str, Any]) -> list[str]:
     """The JSON messaging API against the MESH face of the same server (issue 16)."""
     m = results["servers"]["mailroom"]
-    if "json" not in m or "small" not in m:
+    reference = _mesh_reference(m)
+    if "json" not in m or reference is None:
         return []
     j, settings = m["json"], results["settings"]
     rows = [
         [phase, face, r["per_second"], r["p50_ms"], r["p99_ms"], r["server_cpu_ms_per_message"],
          r["client_cpu_ms_per_message"], r["errors"]]
         for phase in ("send", "receive")
-        for face, r in (("MESH", m["small"][phase]), ("JSON API", j[phase]))
+        for face, r in (("MESH", reference[phase]), ("JSON API", j[phase]))
     ]  # fmt: skip
-    share = ", ".join(
-        f"{p} {j[p]['per_second'] / max(m['small'][p]['per_second'], 0.001):.0%}" for p in ("send", "receive")
-    )
+    share = ", ".join(f"{p} {v:.0%}" for p, v in _json_shares(j, reference).items())
+    paired = [r for r in j.get("rounds", []) if "mesh" in r]
+    if paired:
+        share += ". Each round's (send, receive): " + "; ".join(
+            f"{v['send']:.0%}, {v['receive']:.0%}" for v in (_json_shares(r, r["mesh"]) for r in paired)
+        )
     parts = [
         "## JSON messaging API",
         "",
@@ -280,8 +294,9 @@ def json_section(results: dict[str, Any]) -> list[str]:
         "`POST /2/messages/write-message` (one recipient, the body as text); receiving is MFT "
         "Gateway's `GET /message/inbox` (pages of 100), then `GET /message/inbox/{id}` (which marks "
         "it read and records its delivery) and `DELETE /message/inbox/{id}` (which acknowledges it "
-        "on MESH) per message. Best of the same number of rounds; the MESH rows are the table "
-        "above's.",
+        "on MESH) per message. Each round runs the MESH face's small-message pass (as above) and "
+        "then the JSON API's, back to back on the same server, so both meet the machine in the same "
+        "state; the round with the best JSON rates is shown, with its own MESH pass.",
         "",
         _table(
             [
