@@ -766,6 +766,24 @@ WHERE_THE_TIME_GOES = [
     "every response header against a regular expression, and a download carries about fifteen "
     "`Mex-*` headers), authentication about 15% (HMAC, token parsing), the statements and row "
     "mapping about 20%.",
+    "- Sixth round, over TLS (December 2026; quick A/B runs of 4,000-8,000 messages on a machine "
+    "shared with other work, so single figures move by 20%). py-spy with native frames on the "
+    "one-process server under the load generator over HTTPS with client certificates: OpenSSL's "
+    "own work (libssl and libcrypto) is about 2% of the event loop's samples; the `write` system "
+    "call of each response about 10%, and uvloop's TLS bookkeeping a few percent more. The rest "
+    "is the same as over plain HTTP: during sends, the group-commit jobs (the statements, run on "
+    "the loop; the samples include waits for the GIL inside `sqlite3`) about 45% and request "
+    "handling about 27%. In SQLite itself an insert into `messages` costs 16.5 us with its six "
+    "indexes (14 us without the three that start with `status`) and an acknowledgement's update "
+    "13.5 us (10 us): not the limit. Tried and not kept: one TLS record per response (head and "
+    "body joined before `SSL_write`), three alternating pairs 1,190/1,184, 1,110/1,319 and "
+    "1,399/1,284 msg/s, nothing beyond the noise. On this disk an fsync of a 4 KiB overwrite "
+    "takes 0.045 ms (median; p90 1.5 ms), so a durable send's p50 at 8 concurrent clients is "
+    "set by the rate (8 divided by the messages per second), not by the commit: under 2 ms "
+    "needs more than 4,000 msg/s, about 0.2 ms of server CPU per send on one core, against "
+    "0.5-0.9 ms now; not reached. The JSON API's hot requests (`write-message`, the inbox, one "
+    "message read and deleted) now skip FastAPI's routing and dependency solving as MESH's do "
+    "(`web/messaging/hot.py`): server CPU per JSON message received 1.8-2.0 -> 1.4-1.6 ms.",
     "",
 ]
 

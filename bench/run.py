@@ -50,6 +50,7 @@ from bench.servers import (
     RssSampler,
     Server,
     ServerTls,
+    fan_out_boxes,
     recipients,
 )
 
@@ -112,10 +113,12 @@ def json_messages(server: Server, args: argparse.Namespace) -> dict[str, Any]:
     mesh = small_messages(server, args)
     result = json_small(server, args)
     result["mesh"] = {"send": mesh["send"], "receive": mesh["receive"]}
-    if args.fan_out > 0 and isinstance(server, Mailroom):
+    if args.fan_out > 0 and isinstance(server, Mailroom) and server.fan_out >= args.fan_out:
         payloads = server.data_dir / "payloads"
         before = json_api.stored_bytes(payloads)
-        fan = asyncio.run(json_api.fan_out(server.target, SENDER, recipients(args.fan_out), args.fan_out_mib))
+        fan = asyncio.run(
+            json_api.fan_out(server.target, SENDER, fan_out_boxes(args.fan_out), args.fan_out_mib)
+        )
         fan["recipients"] = args.fan_out
         fan["stored_bytes_added"] = json_api.stored_bytes(payloads) - before
         result["fan_out"] = fan
@@ -451,7 +454,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         results["transport"] = "http" if args.plain_http else "https with client certificates"
         receivers = max(args.concurrency, args.mesh_client_threads)
         servers: list[MeshServer] = [
-            Mailroom(root / "mailroom", free_port(), receivers),
+            Mailroom(root / "mailroom", free_port(), receivers, fan_out=args.fan_out),
             MeshSandbox(root / "mesh-sandbox", free_port(), receivers),
         ]
         extra: dict[str, Server] = {}  # servers for one phase only

@@ -52,6 +52,12 @@ def all_mailboxes(receivers: int) -> list[str]:
     return [SENDER, DEEP, *recipients(receivers)]
 
 
+def fan_out_boxes(count: int) -> list[str]:
+    """The fan-out message's recipients: mailboxes of their own, so what they receive never
+    reaches the inboxes the small-message phases empty."""
+    return [f"FAN{n:03d}" for n in range(count)]
+
+
 def proc_status(pid: int, name: str) -> int:
     """A ``kB`` field of /proc/<pid>/status, in bytes (0 if the process is gone)."""
     try:
@@ -236,9 +242,10 @@ def clone_ids(total: int, start: datetime, *, mesh_ids: bool = True) -> list[tup
 class Mailroom(MeshServer):
     name = "mailroom"
 
-    def __init__(self, root: Path, port: int, receivers: int, workers: int = 1) -> None:
+    def __init__(self, root: Path, port: int, receivers: int, workers: int = 1, fan_out: int = 0) -> None:
         super().__init__(root, port, receivers)
         self.workers = workers
+        self.fan_out = fan_out  # mailboxes made for the JSON phase's fan-out (fan_out_boxes)
         if workers > 1:
             self.name = workers_name(workers)
 
@@ -256,7 +263,7 @@ class Mailroom(MeshServer):
         boxes.write_text(
             "".join(
                 json.dumps({"mailbox_id": box, "password": PASSWORD, "ods_code": "X26"}) + "\n"
-                for box in all_mailboxes(self.receivers)
+                for box in [*all_mailboxes(self.receivers), *fan_out_boxes(self.fan_out)]
             )
         )
         command = [sys.executable, "-m", "mailroom", "mailbox", "import", str(boxes)]
