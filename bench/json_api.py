@@ -81,7 +81,8 @@ async def receive_loop(target: Target, mailbox: str, expect: int, size: int, tal
     conn = TokenConnection(target)
     try:
         await conn.log_in(mailbox)
-        while tally.messages < expect:
+        received = 0  # this connection's own (the tally is shared by every connection of the process)
+        while received < expect:
             page = await _timed(tally, conn.json("GET", "/message/inbox?pageLength=100&fetchAll=true"))
             if page.status != 200:
                 tally.errors.append(f"list {page.status} {page.body[:200]!r}")
@@ -100,6 +101,7 @@ async def receive_loop(target: Target, mailbox: str, expect: int, size: int, tal
                     tally.errors.append(f"delete {deleted.status} {deleted.body[:200]!r}")
                     continue
                 tally.messages += 1
+                received += 1
                 page_done += 1
             if not page_done:  # a whole page failed: stop rather than list it again forever
                 return
