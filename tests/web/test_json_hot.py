@@ -77,7 +77,8 @@ def test_writing_agrees_and_refusals_come_in_the_d4science_shape(both) -> None:
     assert first != second
     skipped = {"subject": "s", "body": "b", "recipients": [{"id": "BOB"}, {"id": "NOBODY"}]}
     answer = both[0].post(path, json=skipped, headers={"authorization": token}).json()
-    assert answer["success"] is True and "NOBODY" in answer["message"]
+    assert answer["success"] is True
+    assert "NOBODY" in answer["message"]
     for body, headers in [
         ({"subject": "s", "body": "b", "recipients": [{"id": "NOBODY"}]}, {"authorization": token}),
         ({"subject": "s", "recipients": [{"id": "BOB"}]}, {"authorization": token}),
@@ -85,7 +86,8 @@ def test_writing_agrees_and_refusals_come_in_the_d4science_shape(both) -> None:
         ({"subject": "s", "body": "b", "recipients": [{"id": "BOB"}]}, {"authorization": "Bearer forged"}),
     ]:
         refused = agree(both, "POST", path, json=body, headers=headers)
-        assert refused["success"] is False and refused["result"] is None
+        assert refused["success"] is False
+        assert refused["result"] is None
     bad_json = agree(both, "POST", path, content=b"{not json", headers={"authorization": token})
     assert bad_json["success"] is False
 
@@ -100,7 +102,8 @@ def test_the_inbox_list_read_and_delete_agree(both) -> None:
     peek = agree(both, "GET", f"/message/inbox/<{ids[0]}>?markAsRead=false", headers={"authorization": bob})
     assert peek["apiFetched"] is False
     read = both[0].get(f"/message/inbox/{ids[0]}", headers={"authorization": bob}).json()
-    assert read["apiFetched"] is True and read["body"] == "b"
+    assert read["apiFetched"] is True
+    assert read["body"] == "b"
     unread = agree(both, "GET", "/message/inbox", headers={"authorization": bob})
     assert sorted(m["as2MessageId"] for m in unread["messages"]) == sorted(ids[1:])  # the read one hidden
     for path in (f"/message/inbox/{ids[1]}", "/message/inbox/NO_SUCH_MESSAGE"):
@@ -121,5 +124,7 @@ def test_the_inbox_list_read_and_delete_agree(both) -> None:
 
 def test_without_the_json_api_nothing_is_taken(settings: Settings, container: Container) -> None:
     with TestClient(create_app(settings.replace(json_api=False), container)) as client:
-        answer = client.post("/2/messages/write-message", json={"subject": "s"}, headers={"authorization": "x"})
+        answer = client.post(
+            "/2/messages/write-message", json={"subject": "s"}, headers={"authorization": "x"}
+        )
         assert answer.status_code == 404
