@@ -34,16 +34,6 @@ Handler = Callable[..., Awaitable[dict[str, Any]]]
 Render = Callable[[errors.MailroomError], Response]
 
 
-async def _write_message(
-    request: Request, principal: ApiPrincipal, service: MessagingService
-) -> dict[str, Any]:
-    return await d4science.write_message(request, principal, service)
-
-
-async def _inbox(request: Request, principal: ApiPrincipal, service: MessagingService) -> dict[str, Any]:
-    return await mft.inbox(request, principal, service)
-
-
 async def _received(
     request: Request, principal: ApiPrincipal, service: MessagingService, message: str
 ) -> dict[str, Any]:
@@ -60,11 +50,12 @@ async def _delete_received(
 _SEGMENT = "[^/]+"
 #: What a plain read's query may be; any other goes to FastAPI (which parses and refuses).
 _READ_QUERY = (b"", b"markAsRead=true", b"markAsRead=false")
-#: (method, path pattern, handler, the face's error rendering, only with an empty query or a
+#: (method, path pattern, handler (the endpoint itself where its parameters are (request, principal,
+#: service)), the face's error rendering, only with an empty query or a
 #: plain read's); the path parameters are passed in order.
 ROUTES: list[tuple[str, re.Pattern[str], Handler, Render, bool]] = [
-    ("POST", re.compile("/2/messages/write-message"), _write_message, d4science_response, False),
-    ("GET", re.compile("/message/inbox"), _inbox, mft_response, False),
+    ("POST", re.compile("/2/messages/write-message"), d4science.write_message, d4science_response, False),
+    ("GET", re.compile("/message/inbox"), mft.inbox, mft_response, False),
     ("GET", re.compile(rf"/message/inbox/({_SEGMENT})"), _received, mft_response, True),
     ("DELETE", re.compile(rf"/message/inbox/({_SEGMENT})"), _delete_received, mft_response, False),
 ]
