@@ -47,7 +47,7 @@ def nhs_suite_dir(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, pki: CertBundle
 ) -> Path:
     """NHS's mesh-client ``tests/`` (same version as the installed client), with our certs."""
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider
     cache_dir = cache.mkdir("mesh-client-sdist") if cache else tmp_path_factory.mktemp("sdist")
     sdist = nhs_suite.fetch_sdist(nhs_suite.installed_client_version(), Path(cache_dir))
     return nhs_suite.prepare_suite(sdist, tmp_path_factory.mktemp("nhs-suite"), pki)

@@ -19,6 +19,7 @@ import os
 import subprocess
 import sys
 import tarfile
+import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -94,15 +95,19 @@ def fetch_sdist(client_version: str, cache_dir: Path) -> Path:
     if cached:
         return cached[0]
     cache_dir.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
-        "--no-binary", ":all:", f"mesh-client=={client_version}", "-d", str(cache_dir),
-    ]  # fmt: skip
-    subprocess.run(command, check=True, timeout=300)
-    found = sorted(cache_dir.glob(f"[Mm]esh[_-][Cc]lient-{client_version}.tar.gz"))
-    if not found:
-        raise FileNotFoundError(f"pip download left no mesh-client {client_version} sdist in {cache_dir}")
-    return found[0]
+    # downloaded aside and renamed in, so a parallel test worker never opens a half-written file
+    with tempfile.TemporaryDirectory(dir=cache_dir) as aside:
+        command = [
+            sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+            "--no-binary", ":all:", f"mesh-client=={client_version}", "-d", aside,
+        ]  # fmt: skip
+        subprocess.run(command, check=True, timeout=300)
+        found = sorted(Path(aside).glob(f"[Mm]esh[_-][Cc]lient-{client_version}.tar.gz"))
+        if not found:
+            raise FileNotFoundError(f"pip download left no mesh-client {client_version} sdist in {aside}")
+        kept = cache_dir / found[0].name
+        os.replace(found[0], kept)
+    return kept
 
 
 def _tests_members(archive: tarfile.TarFile) -> list[tarfile.TarInfo]:
