@@ -26,6 +26,7 @@ from mailroom.errors import (
     RangeNotSatisfiable,
     ValidationFailed,
 )
+from mailroom.services.admin_messages import MessageAdmin
 from mailroom.services.api_tokens import ApiPrincipal
 from mailroom.services.authentication import MailboxPrincipal
 from mailroom.services.sending import SendRequest
@@ -361,6 +362,19 @@ def test_a_delivered_message_has_a_signed_receipt_both_sides_can_fetch(container
 
     forged = entity.replace(b"processed", b"processeD")
     assert verify_with_openssl(forged, tmp_path, "forged.eml").returncode != 0
+
+
+def test_a_receipt_link_is_checked_again_when_opened(container, clock):
+    sent = submit(container, ["BOB", "BARRY"], body="x")
+    run(container.messaging.received, BOB, sent.message_ids[0], mark_read=True)
+    run(container.messaging.received, BARRY, sent.message_ids[1], mark_read=True)
+    mine = run(container.messaging.receipt_link, BOB, sent.message_ids[0], incoming=True)
+    theirs = run(container.messaging.receipt_link, BARRY, sent.message_ids[1], incoming=True)
+    assert open_link(container, mine)[1]
+    MessageAdmin(container.settings, container.db, container.payloads, clock).delete(sent.message_ids[0])
+    with pytest.raises(LinkRefused):  # its delivery is no longer kept: the link opens nothing
+        container.messaging.open_link(mine.token)
+    assert open_link(container, theirs)[1]  # the other recipient's receipt still opens
 
 
 def test_every_server_process_signs_receipts_with_the_same_key(container, settings, fresh_container):
