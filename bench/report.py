@@ -531,6 +531,16 @@ def document(results: dict[str, Any]) -> str:
                 ["server", "up MB/s", "down MB/s", "RSS before MiB", "peak RSS MiB", "sha256 match"], rows
             ),
             "",
+            "Each MESH server meets this phase in the process that served the phases above (for "
+            'Mailroom the JSON API\'s too), after the rounds before it: "RSS before" is what they '
+            "left. Freshly started and idle, "
+            + ", ".join(
+                f"{name} held {s[name]['idle_rss_mib']} MiB"
+                for name in NAMES
+                if "idle_rss_mib" in s.get(name, {})
+            )
+            + ".",
+            "",
             "The pipeline floor (`bench/floor.py`) is not a MESH server: it does the work no "
             "server can leave out and nothing else, with Python's interpreter out of the way "
             "(2 MiB socket reads straight into aligned buffers, SHA-256 of every byte, O_DIRECT "
