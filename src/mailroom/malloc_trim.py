@@ -20,9 +20,11 @@ from collections.abc import Callable
 TRIM_EVERY = 10.0
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
+def glibc_function(name: str) -> Callable[..., int] | None:
+    """glibc's malloc function ``name`` (``malloc_trim``, ``mallopt``) in this process, or None
+    where malloc is not glibc's."""
     try:
-        function: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+        function: Callable[..., int] = getattr(ctypes.CDLL(None), name)
     except (OSError, AttributeError):
         return None
     return function
@@ -39,7 +41,7 @@ class Trimmer:
 
     def start(self) -> bool:
         """Start trimming; False where there is no ``malloc_trim``."""
-        trim = _malloc_trim()
+        trim = glibc_function("malloc_trim")
         if trim is None:
             return False
 

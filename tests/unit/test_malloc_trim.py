@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from mailroom.malloc_trim import Trimmer, _malloc_trim
+from mailroom.malloc_trim import Trimmer, glibc_function
 
 
-@pytest.mark.skipif(_malloc_trim() is None, reason="malloc is not glibc's")
+@pytest.mark.skipif(glibc_function("malloc_trim") is None, reason="malloc is not glibc's")
 def test_it_trims_while_started_and_stops_when_told() -> None:
     trimmer = Trimmer(every=0.01)
     assert trimmer.start() is True

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from starlette.testclient import TestClient
+
+from mailroom.malloc_trim import glibc_function
+from mailroom.web.app import create_app
 
 PATHS = [
     "/health",
@@ -42,3 +48,16 @@ def test_unknown_route_is_404_not_found(client, path):
     response = client.get(path)
     assert response.status_code == 404
     assert response.json() == {"detail": "Not Found"}
+
+
+def test_the_app_hands_freed_memory_back_while_it_runs(settings, container):
+    """The lifespan starts the malloc_trim thread (mailroom/malloc_trim.py) and stops it."""
+    if glibc_function("malloc_trim") is None:
+        pytest.skip("malloc is not glibc's")
+
+    def trimming() -> bool:
+        return "mailroom-malloc-trim" in {t.name for t in threading.enumerate()}
+
+    with TestClient(create_app(settings, container)):
+        assert trimming()
+    assert not trimming()

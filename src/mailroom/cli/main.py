@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
 import re
@@ -21,6 +20,7 @@ from mailroom.cli.common import data_dir_option, settings_from
 from mailroom.cli.mailbox import mailbox, workflow
 from mailroom.cli.token import receipt_certificate, token
 from mailroom.container import build_container, where_things_are
+from mailroom.malloc_trim import glibc_function
 from mailroom.settings import ENV_PREFIX, MAX_WORKERS, HttpLayer, Settings, SettingsError
 
 
@@ -155,11 +155,8 @@ def limit_malloc_arenas(count: int = MALLOC_ARENAS) -> bool:
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
     os.environ["MALLOC_ARENA_MAX"] = str(count)  # read by glibc as each worker process starts
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_ARENA_MAX, count))
+    mallopt = glibc_function("mallopt")
+    return mallopt is not None and bool(mallopt(_M_ARENA_MAX, count))
 
 
 def http_protocol(settings: Settings) -> Any:
