@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from tests.cli.conftest import store
 
-from mailroom.cli.main import MALLOC_ARENAS, cli, limit_malloc_arenas
+from mailroom.cli.main import MALLOC_ARENAS, cli, limit_malloc_arenas, logs_access
 
 # NHS mesh-client's own test data, byte for byte: double spaces, no final newline.
 NHS_MAILBOXES = (
@@ -144,3 +144,8 @@ def test_serve_limits_malloc_arenas_unless_told_otherwise(monkeypatch) -> None:
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
     assert limit_malloc_arenas() is False
     assert os.environ["MALLOC_ARENA_MAX"] == "4"
+
+
+def test_serve_logs_each_request_only_where_its_line_is_shown() -> None:
+    assert logs_access("info") and logs_access("DEBUG") and logs_access("trace")
+    assert not logs_access("warning") and not logs_access("error")

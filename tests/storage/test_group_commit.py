@@ -218,3 +218,10 @@ def test_jobs_from_a_second_event_loop_run_too(db):
         thread.join()
     asyncio.run(burst("w"))
     assert len(names(db_path(db))) == 200
+
+
+def test_savepoint_journals_stay_in_memory(db):
+    """Every job runs in a savepoint; its statement journal is kept in memory, not in a temp
+    file SQLite would make and unlink for each batch."""
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2  # MEMORY

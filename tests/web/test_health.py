@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 
 import pytest
 from starlette.testclient import TestClient
 
 from mailroom.malloc_trim import glibc_function
-from mailroom.web.app import create_app
+from mailroom.web.app import create_app, served
 
 PATHS = [
     "/health",
@@ -61,3 +62,13 @@ def test_the_app_hands_freed_memory_back_while_it_runs(settings, container):
     with TestClient(create_app(settings, container)):
         assert trimming()
     assert not trimming()
+
+
+def test_the_served_app_is_kept_out_of_the_collectors_walks(settings, container):
+    """What ``serve`` runs is frozen (``gc.freeze``): the collector skips the app's objects."""
+    gc.unfreeze()
+    try:
+        served(create_app(settings, container))
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -99,6 +100,8 @@ def serve(**options: Any) -> None:
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level.lower(),
+        # uvicorn formats every request's access line before its logger drops it below info
+        "access_log": logs_access(settings.log_level),
         "timeout_graceful_shutdown": 10,
         "http": protocol,
         "ws": "none",  # no WebSockets are served: an upgrade request is refused (web/edge.py)
@@ -110,6 +113,15 @@ def serve(**options: Any) -> None:
         uvicorn.run(app, **run)
     else:
         _serve_two_listeners(uvicorn.Config(app, **run), settings.admin_address, tls)
+
+
+def logs_access(level: str) -> bool:
+    """Whether uvicorn should log each request: only where its access lines (info) are shown.
+    Otherwise it still formats every request's line (the client's address, the quoted path)
+    before its logger drops it."""
+    from uvicorn.config import LOG_LEVELS
+
+    return LOG_LEVELS.get(level.lower(), logging.INFO) <= logging.INFO
 
 
 def _serve_two_listeners(config: Any, admin_address: tuple[str, int], tls: dict[str, Any]) -> None:

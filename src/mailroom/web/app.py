@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -93,7 +94,12 @@ class ListenerSplit:
 
 def served(app: FastAPI) -> ASGIApp:
     """``app`` as ``serve`` runs it: split between two listeners when the administration API
-    has one of its own, else as it is."""
+    has one of its own, else as it is.
+
+    Everything made so far (modules, routes, settings: most of a server's objects, and they
+    live as long as it does) is moved out of the garbage collector's sight (``gc.freeze``), so
+    its full collections no longer walk them while requests are served."""
+    gc.freeze()
     admin: FastAPI | None = getattr(app.state, "admin_app", None)
     address = app.state.container.settings.admin_address
     if admin is None or address is None:
