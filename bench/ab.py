@@ -21,9 +21,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tests.support.server import free_port
+
 from bench.run import log, small_messages
 from bench.servers import Mailroom, Server, ServerTls
-from tests.support.server import free_port
 
 #: (phase, figure) pairs printed for each round and as medians.
 FIGURES = [
@@ -73,11 +74,13 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             for server in servers.values():
                 server.stop()
-    medians = {
-        name: {f"{p} {f}": round(statistics.median(column), 3) for (p, f), column in zip(FIGURES, zip(*rows))}
-        for name, rows in rounds.items()
-    }
+    medians = {name: _medians(rows) for name, rows in rounds.items()}
     return {"a": args.a, "b": args.b, "medians": medians, "rounds": rounds}
+
+
+def _medians(rows: list[list[float]]) -> dict[str, float]:
+    columns = zip(*rows, strict=True)
+    return {f"{p} {f}": round(statistics.median(c), 3) for (p, f), c in zip(FIGURES, columns, strict=True)}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
