@@ -271,7 +271,9 @@ def test_a_long_job_is_followed_by_token_to_its_end(api, gate):
 
 def test_get_status_repeats_the_last_status_when_nothing_moves(api, gate):
     started = call(api, "Stepped", {"steps": "1"}).json()
-    first = status(api, started["token"], 0, timeout_ms=0)
+    # past version 1 (queued): a runner has claimed it, and it then waits at the gate
+    first = status(api, started["token"], 1, timeout_ms=5000)
+    assert first["statusVersion"] == 2
     again = status(api, started["token"], first["statusVersion"], timeout_ms=200)
     assert again["statusVersion"] == first["statusVersion"]
     assert again["statusCode"] == "running"
