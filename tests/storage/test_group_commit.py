@@ -7,12 +7,14 @@ import errno
 import os
 import sqlite3
 import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from mailroom.storage import write_lock
 from mailroom.storage.db import Database, create_database
+from mailroom.storage.group_commit import CommitThread
 from mailroom.storage.hot import Tx
 from mailroom.storage.write_lock import WriteLock, lock_path_for
 
@@ -225,3 +227,41 @@ def test_savepoint_journals_stay_in_memory(db):
     file SQLite would make and unlink for each batch."""
     with db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA temp_store").scalar() == 2  # MEMORY
+
+
+def test_a_commit_whose_loop_has_closed_lets_go_of_what_it_held():
+    """The write lock is let go on the loop once a commit is done; should the loop have closed
+    meanwhile, the commit thread lets it go instead (else every later writer would wait)."""
+    committer = CommitThread()
+    loop = asyncio.new_event_loop()
+    loop.close()
+    released = threading.Event()
+    told: list[BaseException | None] = []
+    committer.run(loop, lambda: None, told.append, orphaned=released.set)
+    assert released.wait(timeout=30)
+    committer.close()
+    assert told == []
+
+
+def test_the_commit_thread_hands_each_outcome_to_the_loop_in_order():
+    async def main() -> list[object]:
+        loop = asyncio.get_running_loop()
+        committer = CommitThread()
+        outcomes: list[object] = []
+        done = asyncio.Event()
+
+        def fail() -> None:
+            raise OSError(errno.EIO, "disk gone")
+
+        def then(name: str, error: BaseException | None) -> None:
+            outcomes.append((name, type(error).__name__ if error else None))
+            if len(outcomes) == 3:
+                done.set()
+
+        for name, work in (("a", lambda: None), ("b", fail), ("c", lambda: None)):
+            committer.run(loop, work, partial(then, name), orphaned=lambda: None)
+        await done.wait()
+        await asyncio.to_thread(committer.close)
+        return outcomes
+
+    assert asyncio.run(main()) == [("a", None), ("b", "OSError"), ("c", None)]

@@ -27,11 +27,13 @@ is serving (tests run several) runs that way too.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from mailroom.storage.hot import Tx
@@ -62,7 +64,7 @@ class GroupWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[_Job[Any]] = []
         self._busy = False  # a batch is running or committing
-        self._committer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mailroom-commit")
+        self._committer = CommitThread()
         self._closed = False
 
     def submit(self, work: Callable[[Tx], T]) -> asyncio.Future[T]:
@@ -84,7 +86,7 @@ class GroupWriter:
 
     def close(self) -> None:
         self._closed = True
-        self._committer.shutdown(wait=True)
+        self._committer.close()
         if self._pooled is not None:
             self._pooled.close()
             self._pooled = None
@@ -102,16 +104,18 @@ class GroupWriter:
             return
         # Another thread or process is writing. The commit thread is idle (one batch at a time):
         # it waits for the lock, and the batch then runs here as usual.
-        waited = loop.run_in_executor(self._committer, self._lock.acquire)
-        waited.add_done_callback(
-            lambda _: self._write(loop) if waited.exception() is None else self._lock_failed(waited)
+        self._committer.run(
+            loop, self._lock.acquire, partial(self._locked, loop), orphaned=self._lock.release
         )
 
-    def _lock_failed(self, waited: asyncio.Future[Any]) -> None:
-        """Waiting for the write lock raised: every waiting job fails with that error."""
+    def _locked(self, loop: asyncio.AbstractEventLoop, error: BaseException | None) -> None:
+        if error is None:
+            self._write(loop)
+            return
+        # waiting for the write lock raised: every waiting job fails with that error
         batch, self._pending = self._pending, []
         for job in batch:
-            job.outcome = (False, waited.exception())
+            job.outcome = (False, error)
         _settle_all(batch)
         self._busy = False
 
@@ -139,20 +143,22 @@ class GroupWriter:
             if not isinstance(exc, Exception):
                 raise
             return
-        done = loop.run_in_executor(self._committer, self._commit, dbapi)
-        done.add_done_callback(lambda _: self._committed(batch, done))
+        self._committer.run(
+            loop, partial(self._commit, dbapi), partial(self._committed, batch), orphaned=self._lock.release
+        )
 
-    def _commit(self, dbapi: Any) -> None:
+    @staticmethod
+    def _commit(dbapi: Any) -> None:
         try:
             dbapi.commit()
         except BaseException:
             dbapi.rollback()
             raise
-        finally:
-            self._lock.release()
 
-    def _committed(self, batch: list[_Job[Any]], done: asyncio.Future[None]) -> None:
-        error = done.exception()
+    def _committed(self, batch: list[_Job[Any]], error: BaseException | None) -> None:
+        # released here rather than in the commit thread: one time fewer that thread needs the
+        # GIL back from the busy loop, each time a wait for both threads on this machine
+        self._lock.release()
         if error is not None:
             log.warning("write batch of %d failed: %s", len(batch), type(error).__name__)
             for job in batch:
@@ -206,6 +212,67 @@ class GroupWriter:
                 job.outcome = (False, exc)
         finally:
             pooled.close()
+
+
+#: (loop, work, then, orphaned) of ``CommitThread.run``
+_Work = tuple[
+    asyncio.AbstractEventLoop,
+    Callable[[], object],
+    Callable[[BaseException | None], None],
+    Callable[[], None],
+]
+
+
+class CommitThread:
+    """The thread of a writer's commits (and of its waits for the write lock).
+
+    One call, ``run(loop, work, then, orphaned=...)``: ``work()`` runs in the thread, then
+    ``then(error)`` on ``loop`` (``error`` None when ``work`` returned), or ``orphaned()`` in the
+    thread if ``loop`` has closed meanwhile (whatever ``then`` would have let go). One queue put and one
+    ``call_soon_threadsafe`` per commit: a thread pool's futures, conditions and chained asyncio
+    futures cost the busy event loop, and the thread the GIL, several times as much.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def run(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        work: Callable[[], object],
+        then: Callable[[BaseException | None], None],
+        *,
+        orphaned: Callable[[], None],
+    ) -> None:
+        if self._closed:
+            raise RuntimeError("the commit thread is closed")
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name="mailroom-commit", daemon=True)
+            self._thread.start()
+        self._queue.put((loop, work, then, orphaned))
+
+    def close(self) -> None:
+        """Stop once the work already given has run."""
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _serve(self) -> None:
+        while (item := self._queue.get()) is not None:
+            loop, work, then, orphaned = item
+            error: BaseException | None = None
+            try:
+                work()
+            except BaseException as exc:  # handed to the loop, as a future would
+                error = exc
+            try:
+                loop.call_soon_threadsafe(then, error)
+            except RuntimeError:  # the loop closed meanwhile: no one to tell
+                orphaned()
 
 
 def _run_job(dbapi: Any, tx: Tx, job: _Job[Any]) -> tuple[bool, Any]:

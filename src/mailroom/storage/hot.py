@@ -114,24 +114,24 @@ class Tx:
 
     def _execute(self, stmt: Prepared, params: Mapping[str, Any]) -> tuple[Any, _Compiled]:
         compiled = stmt.compiled(self.dialect)
-        bound = {name: self._bind(value) for name, value in params.items()}
+        # every statement of every message comes through here: one pass, times bound in place
+        bound = {k: self._bind(v) if isinstance(v, datetime) else v for k, v in params.items()}
         if compiled.defaults:
             bound = {**compiled.defaults, **bound}
-        if compiled.names is not None:
-            cursor = self.dbapi.execute(compiled.sql, tuple(bound[name] for name in compiled.names))
+        names = compiled.names
+        if names is not None:
+            cursor = self.dbapi.execute(compiled.sql, [bound[name] for name in names])
         else:
             cursor = self.dbapi.execute(compiled.sql, bound)
         return cursor, compiled
 
-    def _bind(self, value: Any) -> Any:
-        if isinstance(value, datetime):
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given to the database")
-            naive = value.astimezone(UTC).replace(tzinfo=None)
-            # SQLAlchemy's SQLite format (always with microseconds), so text comparisons and
-            # rows written by either path agree
-            return naive.isoformat(" ", "microseconds") if self.sqlite else naive
-        return value
+    def _bind(self, value: datetime) -> Any:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        naive = value.astimezone(UTC).replace(tzinfo=None)
+        # SQLAlchemy's SQLite format (always with microseconds), so text comparisons and rows
+        # written by either path agree
+        return naive.isoformat(" ", "microseconds") if self.sqlite else naive
 
     def execute(self, stmt: Prepared, params: Mapping[str, Any]) -> int:
         """Run a statement without rows; returns the row count."""
