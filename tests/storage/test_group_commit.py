@@ -237,7 +237,7 @@ def test_a_commit_whose_loop_has_closed_lets_go_of_what_it_held():
     loop.close()
     released = threading.Event()
     told: list[BaseException | None] = []
-    committer.run(loop, lambda: None, told.append, orphaned=released.set)
+    committer.run(loop, lambda: None, told.append, orphaned=lambda _error: released.set())
     assert released.wait(timeout=30)
     committer.close()
     assert told == []
@@ -259,7 +259,7 @@ def test_the_commit_thread_hands_each_outcome_to_the_loop_in_order():
                 done.set()
 
         for name, work in (("a", lambda: None), ("b", fail), ("c", lambda: None)):
-            committer.run(loop, work, partial(then, name), orphaned=lambda: None)
+            committer.run(loop, work, partial(then, name), orphaned=lambda _error: None)
         await done.wait()
         await asyncio.to_thread(committer.close)
         return outcomes

@@ -105,7 +105,7 @@ class GroupWriter:
         # Another thread or process is writing. The commit thread is idle (one batch at a time):
         # it waits for the lock, and the batch then runs here as usual.
         self._committer.run(
-            loop, self._lock.acquire, partial(self._locked, loop), orphaned=self._lock.release
+            loop, self._lock.acquire, partial(self._locked, loop), orphaned=self._let_go_if_had
         )
 
     def _locked(self, loop: asyncio.AbstractEventLoop, error: BaseException | None) -> None:
@@ -144,8 +144,17 @@ class GroupWriter:
                 raise
             return
         self._committer.run(
-            loop, partial(self._commit, dbapi), partial(self._committed, batch), orphaned=self._lock.release
+            loop, partial(self._commit, dbapi), partial(self._committed, batch), orphaned=self._let_go
         )
+
+    def _let_go(self, _error: BaseException | None) -> None:
+        """A commit's loop has closed: the lock is held whether the commit worked or not."""
+        self._lock.release()
+
+    def _let_go_if_had(self, error: BaseException | None) -> None:
+        """A lock wait's loop has closed: the lock is held only if the wait got it."""
+        if error is None:
+            self._lock.release()
 
     @staticmethod
     def _commit(dbapi: Any) -> None:
@@ -219,7 +228,7 @@ _Work = tuple[
     asyncio.AbstractEventLoop,
     Callable[[], object],
     Callable[[BaseException | None], None],
-    Callable[[], None],
+    Callable[[BaseException | None], None],
 ]
 
 
@@ -227,8 +236,8 @@ class CommitThread:
     """The thread of a writer's commits (and of its waits for the write lock).
 
     One call, ``run(loop, work, then, orphaned=...)``: ``work()`` runs in the thread, then
-    ``then(error)`` on ``loop`` (``error`` None when ``work`` returned), or ``orphaned()`` in the
-    thread if ``loop`` has closed meanwhile (whatever ``then`` would have let go). One queue put and one
+    ``then(error)`` on ``loop`` (``error`` None when ``work`` returned), or ``orphaned(error)`` in
+    the thread if ``loop`` has closed meanwhile (to let go of what ``then`` would have). One queue put and one
     ``call_soon_threadsafe`` per commit: a thread pool's futures, conditions and chained asyncio
     futures cost the busy event loop, and the thread the GIL, several times as much.
     """
@@ -244,7 +253,7 @@ class CommitThread:
         work: Callable[[], object],
         then: Callable[[BaseException | None], None],
         *,
-        orphaned: Callable[[], None],
+        orphaned: Callable[[BaseException | None], None],
     ) -> None:
         if self._closed:
             raise RuntimeError("the commit thread is closed")
@@ -272,7 +281,7 @@ class CommitThread:
             try:
                 loop.call_soon_threadsafe(then, error)
             except RuntimeError:  # the loop closed meanwhile: no one to tell
-                orphaned()
+                orphaned(error)
 
 
 def _run_job(dbapi: Any, tx: Tx, job: _Job[Any]) -> tuple[bool, Any]:
