@@ -84,24 +84,28 @@ def rates(tally: loadgen.Tally, seconds: float, server_cpu: float) -> dict[str, 
 
 
 def small_messages(server: Server, args: argparse.Namespace) -> dict[str, Any]:
+    return {phase: small_phase(server, args, phase) for phase in ("send", "receive")}
+
+
+def small_phase(server: Server, args: argparse.Namespace, phase: str) -> dict[str, Any]:
+    """``args.messages`` small messages sent (``phase`` "send") or received, over ``args.concurrency``
+    connections to as many recipients: a receive phase takes what the send phase before it left."""
     boxes = recipients(args.concurrency)
     per_conn, extra = divmod(args.messages, args.concurrency)
     counts = [per_conn + (1 if n < extra else 0) for n in range(args.concurrency)]
-    body = os.urandom(args.size)
-    send_specs = [
-        {"sender": SENDER, "recipients": [boxes[n]], "count": counts[n], "body": body}
-        for n in range(args.concurrency)
-    ]
+    if phase == "send":
+        body = os.urandom(args.size)
+        specs = [
+            {"sender": SENDER, "recipients": [boxes[n]], "count": counts[n], "body": body}
+            for n in range(args.concurrency)
+        ]
+    else:
+        specs = [
+            {"mailbox": boxes[n], "expect": counts[n], "size": args.size} for n in range(args.concurrency)
+        ]
     cpu0, started = server.cpu_seconds(), time.perf_counter()
-    sent = loadgen.run_processes("send", server.target, send_specs, args.processes)
-    send = rates(sent, time.perf_counter() - started, server.cpu_seconds() - cpu0)
-    receive_specs = [
-        {"mailbox": boxes[n], "expect": counts[n], "size": args.size} for n in range(args.concurrency)
-    ]
-    cpu0, started = server.cpu_seconds(), time.perf_counter()
-    got = loadgen.run_processes("receive", server.target, receive_specs, args.processes)
-    receive = rates(got, time.perf_counter() - started, server.cpu_seconds() - cpu0)
-    return {"send": send, "receive": receive}
+    tally = loadgen.run_processes(phase, server.target, specs, args.processes)
+    return rates(tally, time.perf_counter() - started, server.cpu_seconds() - cpu0)
 
 
 def json_messages(server: Server, args: argparse.Namespace) -> dict[str, Any]:
