@@ -9,6 +9,7 @@ Phases, each run against both servers with the same clients:
 1. small messages with the lean load generator (``bench/loadgen.py``): send rate, then receive
    rate (list + download + acknowledge), p50/p99 request latency, CPU per message of the
    server and of the load generator;
+   then, as a latency curve, the same at 1, 2, 4 and 8 connections (``--latency-clients``);
 2. the same flows with NHS's ``mesh_client.MeshClient`` (a few threads);
 3. one large chunked message (``bench/bulk.py``): MB/s up and down, sha256 checked, the
    server's peak RSS; also against the pipeline floor (``bench/floor.py``), a server doing only
@@ -106,6 +107,23 @@ def small_phase(server: Server, args: argparse.Namespace, phase: str) -> dict[st
     cpu0, started = server.cpu_seconds(), time.perf_counter()
     tally = loadgen.run_processes(phase, server.target, specs, args.processes)
     return rates(tally, time.perf_counter() - started, server.cpu_seconds() - cpu0)
+
+
+def latency(server: Server, args: argparse.Namespace) -> dict[str, Any]:
+    """Small messages sent, then received, at each of ``args.latency_clients`` connections.
+
+    Each client waits for its answer before the next request (as the MESH client does), so by
+    Little's law the rate and the latency are bound together: with N clients, a p50 of L ms
+    needs about N / L thousand messages a second. The curve shows where the server stops
+    answering faster and starts queueing: the one-client latency is its floor.
+    """
+    levels = []
+    for clients in args.latency_clients:
+        phase = argparse.Namespace(
+            messages=args.latency_messages, size=args.size, concurrency=clients, processes=1
+        )
+        levels.append({"clients": clients, **small_messages(server, phase)})
+    return {"levels": levels}
 
 
 def json_messages(server: Server, args: argparse.Namespace) -> dict[str, Any]:
@@ -435,6 +453,8 @@ def run_phase(
 
 
 def _score(result: dict[str, Any]) -> float:
+    if "levels" in result:  # latency: the round with the most messages a second overall
+        return sum(_score(level) for level in result["levels"])
     if "send" in result:
         return float(result["send"]["per_second"] + result["receive"]["per_second"])
     return float(result.get("up_mb_s", 0))
@@ -454,7 +474,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         Server.tls = None if args.plain_http else ServerTls.made_in(root / "pki")
         results["transport"] = "http" if args.plain_http else "https with client certificates"
-        receivers = max(args.concurrency, args.mesh_client_threads)
+        receivers = max(args.concurrency, args.mesh_client_threads, *args.latency_clients)
         servers: list[MeshServer] = [
             Mailroom(root / "mailroom", free_port(), receivers, fan_out=args.fan_out),
             MeshSandbox(root / "mesh-sandbox", free_port(), receivers),
@@ -471,6 +491,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 results["servers"][server.name] = {"idle_rss_mib": round(server.rss() / MIB, 1)}
             phases = [
                 ("small", small_messages, args.messages > 0),
+                ("latency", latency, bool(args.latency_clients) and args.latency_messages > 0),
                 ("json", json_messages, args.messages > 0 and args.json),
                 ("mesh_client", mesh_client_flows, args.mesh_client_messages > 0),
                 ("large", large_message, args.large_mib > 0),
@@ -509,6 +530,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=1024, help="small message size in bytes")
     parser.add_argument("--concurrency", type=int, default=8, help="connections (one inbox each)")
     parser.add_argument("--processes", type=int, default=1, help="load generator processes")
+    parser.add_argument(
+        "--latency-clients",
+        type=lambda text: [int(x) for x in text.split(",") if x],
+        default=[1, 2, 4, 8],
+        help="connections of each level of the latency phase, comma separated ('' skips)",
+    )
+    parser.add_argument("--latency-messages", type=int, default=800, help="small messages per latency level")
     parser.add_argument(
         "--plain-http",
         action="store_true",
@@ -559,6 +587,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.messages, args.mesh_client_messages, args.large_mib = 800, 40, 150
+        args.latency_clients, args.latency_messages = [1, 8], 200
         args.depths, args.first_page_repeats, args.disk_probe_mib = [1000, 5000], 5, 64
         args.rounds = 1
     return args
