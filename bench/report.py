@@ -678,7 +678,10 @@ def document(results: dict[str, Any]) -> str:
     parts += [
         "## Ratios",
         "",
-        _table(["", "Mailroom vs mesh-sandbox"], [[k, f"{v}x"] for k, v in results["ratios"].items()]),
+        "Mailroom's figure over mesh-sandbox's, except the rows marked *(of mesh)*: those are "
+        "the JSON API's rate over the MESH face's, on the same Mailroom server in the same round.",
+        "",
+        _table(["", "ratio"], [[k, f"{v}x"] for k, v in results["ratios"].items()]),
         "",
         *soak_section(),
         *faults_section(),
