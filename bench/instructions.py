@@ -7,8 +7,11 @@ This machine's speed drifts by 20% within seconds, so a timed A/B run (``python 
 cannot see a change of a few percent. Instructions can: the server runs under ``valgrind
 --tool=callgrind``, is warmed up, and its counters are zeroed (``callgrind_control -z``) before
 each phase and dumped (``-d``) after it, so a figure holds only that phase's requests, every
-thread of the server included. For the same tree they repeat to about 1% on receive and a few
-percent on send (commit batching varies with timing); use 400 messages or more.
+thread of the server included. Two things would make the count vary from run to run, and are
+turned off: work on timers (job threads' polls, maintenance sweeps; a phase under valgrind lasts
+long enough for them to outweigh a small change), and batches of varying size (one connection
+by default, so every write is a commit of its own). So set, the same tree repeats to about
+0.5% (400 messages: send 1.653 and 1.654, receive 2.255 and 2.251 million instructions each).
 
 It counts work, not waits: a change that moves work off the event loop, or trades CPU for
 latency, shows here only as its CPU. Figures are not comparable with other machines, nor with
@@ -47,6 +50,12 @@ class CallgrindMailroom(TreeMailroom):
         # --dump-instr=no, no cache simulation: the cheapest callgrind run that still counts
         return ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "-q", *argv], env
 
+    def env(self) -> dict[str, str]:
+        # no work on timers (job polls, maintenance sweeps): under valgrind a phase lasts long
+        # enough for them to add more instructions than a small change takes away
+        quiet = {"JOB_THREADS": "0", "SWEEP_INTERVAL": "0", "ORPHAN_SCAN_INTERVAL": "0"}
+        return {**super().env(), **{f"MAILROOM_{k}": v for k, v in quiet.items()}}
+
     def zero(self) -> None:
         subprocess.run(["callgrind_control", "-z", str(self.pid)], check=True, capture_output=True)
 
@@ -65,8 +74,10 @@ class CallgrindMailroom(TreeMailroom):
 
 
 def count(args: argparse.Namespace) -> dict[str, Any]:
-    warm = argparse.Namespace(messages=args.warm, size=args.size, concurrency=8, processes=1)
-    phase = argparse.Namespace(messages=args.messages, size=args.size, concurrency=8, processes=1)
+    warm = argparse.Namespace(messages=args.warm, size=args.size, concurrency=args.concurrency, processes=1)
+    phase = argparse.Namespace(
+        messages=args.messages, size=args.size, concurrency=args.concurrency, processes=1
+    )
     with tempfile.TemporaryDirectory(prefix="mailroom-callgrind-") as tmp:
         root = Path(args.keep or tmp)
         Server.tls = None if args.plain_http else ServerTls.made_in(root / "pki")
@@ -107,6 +118,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--messages", type=int, default=400, help="small messages per phase")
     parser.add_argument("--warm", type=int, default=200, help="messages sent and received first")
     parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="connections (1: one commit per write, so no batch sizes that vary from run to run)",
+    )
     parser.add_argument("--plain-http", action="store_true")
     parser.add_argument(
         "--keep", metavar="DIR", help="work in DIR and keep its dumps (for callgrind_annotate)"
