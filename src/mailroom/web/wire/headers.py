@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime
 
@@ -32,24 +33,36 @@ SEND_TEXT_HEADERS = {
 }
 
 
-def first_values(headers: Mapping[str, str]) -> dict[str, str]:
-    """Each header's first value, in a dict: a Starlette ``Headers`` scans all its headers on
-    every lookup, and a send looks up a couple of dozen names."""
-    if isinstance(headers, dict):
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """A request's headers read once: a Starlette ``Headers`` decodes every header on each
+    ``items()`` and scans them all on every lookup, and a send looks up a couple of dozen names."""
+
+    #: each header's first value
+    first: dict[str, str]
+    #: the Mex headers with a control character in any of their copies
+    controlled: list[str]
+
+
+def seen(headers: Mapping[str, str] | Seen) -> Seen:
+    if isinstance(headers, Seen):
         return headers
-    values: dict[str, str] = {}
+    first: dict[str, str] = {}
+    controlled: list[str] = []
     for name, value in headers.items():
-        values.setdefault(name, value)
-    return values
+        if name.startswith("mex-") and _CONTROL.search(value):
+            controlled.append(name)
+        first.setdefault(name, value)
+    return Seen(first, controlled)
 
 
-def check_headers(headers: Mapping[str, str], settings: Settings) -> None:
+def check_headers(headers: Mapping[str, str] | Seen, settings: Settings) -> None:
     """Length limits, control characters and URLs, as mesh-sandbox validates every Mex header
     (control characters in every copy of a repeated header)."""
-    bad = [name for name, value in headers.items() if name.startswith("mex-") and _CONTROL.search(value)]
-    headers = first_values(headers)
+    read = seen(headers)
+    values = read.first
     for name, limit in settings.header_limits.items():
-        value = headers.get(name)
+        value = values.get(name)
         if value is not None and len(value) > limit:
             raise ValidationFailed(
                 "header",
@@ -58,12 +71,9 @@ def check_headers(headers: Mapping[str, str], settings: Settings) -> None:
                 kind="string_too_long",
                 value=value[:limit],
             )
-    bad += [
-        name
-        for name in _URL_CHECKED
-        if headers.get(name, "").strip().lower().startswith(("http://", "https://"))
-    ]
-    if bad:
+    if read.controlled or any(
+        values.get(name, "").strip().lower().startswith(("http://", "https://")) for name in _URL_CHECKED
+    ):
         raise MalformedControlFile()
 
 
@@ -84,11 +94,11 @@ def required(headers: Mapping[str, str], name: str) -> str:
 def parse_send(headers: Mapping[str, str], settings: Settings) -> SendRequest:
     """A new message's headers, checked in mesh-sandbox's order (after authentication):
     missing required headers first (FastAPI validation), then lengths, control characters, URLs."""
-    check_first = headers
-    headers = first_values(headers)
+    read = seen(headers)
+    headers = read.first
     recipient = required(headers, "mex-to").strip().upper()
     workflow_id = required(headers, "mex-workflowid").strip()
-    check_headers(check_first, settings)
+    check_headers(read, settings)
     checksum = headers.get("mex-content-checksum", "")
     if not _CHECKSUM.match(checksum):
         raise BadRequest("Invalid checksum", event="SEND", code="Invalid checksum")
