@@ -885,6 +885,28 @@ WHERE_THE_TIME_GOES = [
     "third of the time: a send's rate is set by the round trip from the loop to the commit thread "
     "and back as much as by CPU. A second process on these two cores gave sends 8% more in this "
     "page's run (`--workers 2`: 2,070 against 1,911 msg/s) and receives nothing (1,174 against 1,192).",
+    "- Eighth round, over TLS (December 2026). The commit thread is now a thread of its own "
+    "(`storage/group_commit.py::CommitThread`: one queue put and one `call_soon_threadsafe` per "
+    "commit, no thread-pool futures), and the write lock is let go on the loop once a commit is "
+    "done. `perf sched` over 2,000 messages received: the loop's waits for the GIL fell from "
+    "1,304 (304 ms) to 550 (85 ms); a per-thread A/B of 12 rounds gave receive 1,176 -> 1,265 "
+    "msg/s (loop CPU 0.622 -> 0.566 ms per message), send unchanged. Where a send's 2.1 ms "
+    "commit cycle goes at 8 clients (`perf sched`): the commit thread runs 0.4 ms, waits 0.6 ms "
+    "for a CPU over its 4-5 wake-ups, and 0.4 ms for the disk; the loop idles in epoll 24% of a "
+    "send phase. Counted rather than timed (`python -m bench.instructions`, callgrind, one "
+    "connection, repeatable to 0.5%): a send costs 1.61 million instructions and a received "
+    "message 2.25 (two requests and a share of a list), against 0.26 for a request that does "
+    "nothing on a hot route over the same TLS connection. Split by library: the interpreter "
+    "63-65%, SQLite 15%, libc 12-13%, OpenSSL 4-6%, uvloop 1%; cProfile counts about 700 Python "
+    "calls per send, with no one of them far above the rest. A request routed by FastAPI costs "
+    "much more (the MESH handshake 2.9 million, `/_ping` 0.97), which is why the four hot "
+    "requests are routed past it. A send's headers are now read in one pass rather than three "
+    "(send 1.653 -> 1.614 million instructions). Tried and not kept: a download's read folded "
+    "into its token-spend job (receive 6% slower: work inside a batch delays its commit, while "
+    "a read after the commit overlaps the next fsync); the COMMIT on the loop itself (send +9%, "
+    "receive -21%: the loop no longer answers while the disk works). Not done: a pipelined "
+    "commit (the next batch running while the last one's fsync is under way) would make a "
+    "commit visible to readers, in every process sharing the database, before it is durable.",
     "",
 ]
 
