@@ -14,7 +14,7 @@ import pytest
 
 from mailroom.storage import write_lock
 from mailroom.storage.db import Database, create_database
-from mailroom.storage.group_commit import CommitThread
+from mailroom.storage.group_commit import CommitThread, GroupWriter
 from mailroom.storage.hot import Tx
 from mailroom.storage.write_lock import WriteLock, lock_path_for
 
@@ -265,3 +265,59 @@ def test_the_commit_thread_hands_each_outcome_to_the_loop_in_order():
         return outcomes
 
     assert asyncio.run(main()) == [("a", None), ("b", "OSError"), ("c", None)]
+
+
+class _GatedLock:
+    """A write lock another writer holds until ``gate`` is set; then the wait either gets it or
+    raises ``error``. Counts its releases."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.gate = threading.Event()
+        self.error = error
+        self.held = False
+        self.releases = 0
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if not blocking:
+            return False  # someone else is writing
+        assert self.gate.wait(timeout=30)
+        if self.error is not None:
+            raise self.error
+        self.held = True
+        return True
+
+    def release(self) -> None:
+        self.releases += 1
+        self.held = False
+
+
+def _wait_for_the_lock_then_close_the_loop(lock: _GatedLock) -> GroupWriter:
+    """A job queued while the lock is taken (the commit thread waits for it), then its loop closed
+    before the wait ends."""
+    never = partial(pytest.fail, "nothing is written")
+    writer = GroupWriter(never, lambda _dbapi: never(), lock)
+    loop = asyncio.new_event_loop()
+
+    async def queue_one() -> None:
+        writer.submit(lambda _tx: None)
+        await asyncio.sleep(0)  # the writer's flush runs: it hands the wait to the commit thread
+
+    loop.run_until_complete(queue_one())
+    loop.close()
+    lock.gate.set()
+    return writer
+
+
+def test_a_lock_wait_whose_loop_has_closed_lets_go_of_the_lock_it_got():
+    lock = _GatedLock()
+    writer = _wait_for_the_lock_then_close_the_loop(lock)
+    writer.close()  # joins the commit thread: the wait and its orphaned hook are over
+    assert lock.releases == 1  # else every later writer would wait for ever
+    assert not lock.held
+
+
+def test_a_lock_wait_whose_loop_has_closed_and_that_failed_lets_go_of_nothing():
+    lock = _GatedLock(OSError(errno.ENOLCK, "no locks available"))
+    writer = _wait_for_the_lock_then_close_the_loop(lock)
+    writer.close()
+    assert lock.releases == 0  # it never had the lock: releasing would free another writer's
