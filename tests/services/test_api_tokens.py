@@ -4,6 +4,7 @@ and their revocation, seen by another process within the revocation TTL."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -19,6 +20,7 @@ from mailroom.container import Container, build_container
 from mailroom.errors import AuthenticationFailed, Conflict, NotFound, TooManyAttempts
 from mailroom.services.api_tokens import MAX_LIVE_KEYS, SIGNING_KEY_NAME, ApiPrincipal
 from mailroom.services.mailboxes import MailboxChanges
+from mailroom.storage.repos import api_tokens as api_tokens_repo
 from mailroom.storage.repos import mailboxes, server_keys
 from mailroom.storage.tables import api_keys, api_logins, refresh_tokens
 
@@ -182,6 +184,38 @@ def test_verifying_costs_no_query_while_the_revocation_state_is_fresh(container,
         assert [sql.split()[0] for sql in statements if sql != "BEGIN"] == ["SELECT"]  # read again, once
     finally:
         event.remove(container.db.engine, "before_cursor_execute", listener)
+
+
+def test_verifying_from_a_coroutine_reads_postgresql_off_the_event_loop(
+    container, other, clock, stack, monkeypatch
+):
+    """A login's state not cached: read on the event loop on SQLite (one row), in a worker
+    thread on PostgreSQL (a network round trip there would hold up every request of the
+    process); either way a revocation made by another process is seen after the TTL."""
+    pair = container.api_tokens.authorize_password("ALICE", PASSWORD)
+    readers: list[threading.Thread] = []
+    read = api_tokens_repo.login_alive
+
+    def spy(conn, login_id, now):
+        readers.append(threading.current_thread())
+        return read(conn, login_id, now)
+
+    monkeypatch.setattr(api_tokens_repo, "login_alive", spy)
+
+    async def verify() -> tuple[threading.Thread, ApiPrincipal]:
+        return threading.current_thread(), await other.api_tokens.verify_async(pair.access_token)
+
+    loop_thread, principal = asyncio.run(verify())
+    assert principal == ApiPrincipal("ALICE", False, principal.login_id)
+    assert len(readers) == 1
+    assert (readers[0] is loop_thread) is (stack == "sqlite")
+    asyncio.run(verify())
+    assert len(readers) == 1  # cached for the TTL: no read at all
+    container.api_tokens.revoke_logins("ALICE")
+    clock.advance(TTL)
+    with pytest.raises(AuthenticationFailed):
+        asyncio.run(verify())
+    assert len(readers) == 2
 
 
 # -- refresh tokens -------------------------------------------------------------------------------

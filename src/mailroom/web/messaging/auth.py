@@ -61,7 +61,7 @@ async def api_principal(
     request: Request, authorization: Annotated[str | None, Security(AUTHORIZATION)]
 ) -> ApiPrincipal:
     token = token_of(authorization)
-    return token_service(request).verify(token)
+    return await token_service(request).verify_async(token)
 
 
 Principal = Annotated[ApiPrincipal, Depends(api_principal)]

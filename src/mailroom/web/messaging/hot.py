@@ -82,7 +82,7 @@ async def serve(found: Found, scope: Scope, receive: Receive, send: Send) -> Non
     request = Request(scope, receive)
     response: Response
     try:
-        principal = token_service(request).verify(token_of(request.headers.get("authorization")))
+        principal = await token_service(request).verify_async(token_of(request.headers.get("authorization")))
         response = JSONResponse(await handler(request, principal, messaging(request), *params))
     except errors.MailroomError as exc:
         response = render(exc)
