@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from datetime import datetime
 
 from mailroom.errors import MessageNotFound
@@ -13,9 +15,33 @@ _ID_PATTERN = re.compile(r"^[A-Z0-9_\-]{1,100}$")
 _GENERATED = re.compile(r"^\d{20}_[0-9A-F]{6}$")
 
 
+#: Timestamps whose suffixes this process remembers, so it never issues one id twice: six hex
+#: digits are 24 random bits, and ids made at one microsecond (a batch of reports at one
+#: ``now``, a fixed clock in tests) would otherwise repeat by chance (a birthday draw: one in
+#: 2,000 for 130 ids) and fail their insert.
+_RECENT_STAMPS = 16
+_issued: OrderedDict[str, set[str]] = OrderedDict()
+_issued_lock = threading.Lock()
+
+
 def new_message_id(now: datetime) -> str:
-    """UTC ``yyyyMMddHHmmssffffff``, ``_`` and six upper-case hex digits, as real MESH ids (27 chars)."""
-    return f"{now.strftime('%Y%m%d%H%M%S%f')}_{secrets.token_hex(3).upper()}"
+    """UTC ``yyyyMMddHHmmssffffff``, ``_`` and six upper-case hex digits, as real MESH ids (27 chars).
+
+    Never the same id twice from this process for the last few timestamps it used; another
+    process repeats one only by a 24-bit chance within the same microsecond."""
+    stamp = now.strftime("%Y%m%d%H%M%S%f")
+    with _issued_lock:
+        used = _issued.get(stamp)
+        if used is not None:
+            _issued.move_to_end(stamp)  # the least recently used stamp is the one forgotten
+        else:
+            used = _issued[stamp] = set()
+            if len(_issued) > _RECENT_STAMPS:
+                _issued.popitem(last=False)
+        while (suffix := secrets.token_hex(3).upper()) in used:
+            pass
+        used.add(suffix)
+    return f"{stamp}_{suffix}"
 
 
 def normalise_message_id(raw: str) -> str | None:

@@ -93,3 +93,20 @@ def test_unsafe_ids_are_refused(raw):
 )
 def test_report_period_wording(period, text):
     assert _describe(period) == text
+
+
+def test_ids_made_at_one_moment_never_repeat():
+    """Six hex digits are 24 random bits: 20,000 ids at one microsecond (a fixed clock, a batch
+    of reports) would repeat about a dozen times by chance."""
+    now = datetime(2026, 12, 8, 1, 0, tzinfo=UTC)
+    made = [new_message_id(now) for _ in range(20_000)]
+    assert len(set(made)) == len(made)
+
+
+def test_ids_of_a_moment_stay_unique_while_other_moments_come_and_go():
+    now = datetime(2026, 12, 8, 2, 0, tzinfo=UTC)
+    made = []
+    for n in range(20_000):
+        made.append(new_message_id(now))
+        new_message_id(now + timedelta(microseconds=n + 1))  # a new timestamp every time
+    assert len(set(made)) == len(made)
